@@ -1,0 +1,46 @@
+package tally
+
+import "testing"
+
+func TestDecide(t *testing.T) {
+	locked := func(r Reason) Verdict { return Verdict{Reason: r} }
+	unlocked := Verdict{Unlocked: true}
+	tests := []struct {
+		name string
+		in   Counts
+		want Verdict
+	}{
+		{"nothing set", Counts{}, locked(ReasonNoHeadcount)},
+		{"headcount 0 with slips", Counts{Headcount: 0, Consents: 3}, locked(ReasonNoHeadcount)},
+		{"negative headcount", Counts{Headcount: -1}, locked(ReasonNoHeadcount)},
+		{"headcount set, no slips", Counts{Headcount: 3}, locked(ReasonWaiting)},
+		{"one slip missing", Counts{Headcount: 3, Consents: 2}, locked(ReasonWaiting)},
+		{"early refusal reads waiting", Counts{Headcount: 3, Consents: 1, Refusals: 1}, locked(ReasonWaiting)},
+		{"all refused but one missing", Counts{Headcount: 3, Refusals: 2}, locked(ReasonWaiting)},
+		{"all consent", Counts{Headcount: 3, Consents: 3}, unlocked},
+		{"headcount 1, one consent", Counts{Headcount: 1, Consents: 1}, unlocked},
+		{"all in, one refusal", Counts{Headcount: 3, Consents: 2, Refusals: 1}, locked(ReasonRefused)},
+		{"all in, all refuse", Counts{Headcount: 3, Refusals: 3}, locked(ReasonRefused)},
+		{"overcount of consents", Counts{Headcount: 3, Consents: 4}, locked(ReasonOvercount)},
+		{"overcount with a refusal", Counts{Headcount: 3, Consents: 3, Refusals: 1}, locked(ReasonOvercount)},
+		{"after a leave the count fits again", Counts{Headcount: 3, Consents: 3}, unlocked},
+		{"closed session", Counts{Headcount: 3, Consents: 3, Closed: true}, locked(ReasonClosed)},
+		{"fault", Counts{Headcount: 3, Consents: 3, Fault: true}, locked(ReasonFault)},
+		{"fault outranks closed", Counts{Closed: true, Fault: true}, locked(ReasonFault)},
+		{"maximum headcount met", Counts{Headcount: MaxHeadcount, Consents: MaxHeadcount}, unlocked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Decide(tt.in); got != tt.want {
+				t.Errorf("Decide(%+v) = %+v; want %+v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func BenchmarkDecide(b *testing.B) {
+	c := Counts{Headcount: 1000, Consents: 999, Refusals: 1}
+	for b.Loop() {
+		_ = Decide(c)
+	}
+}

@@ -1,0 +1,471 @@
+package tally
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed schema.sql
+var schemaSQL string
+
+const (
+	// MinHeadcount and MaxHeadcount bound the headcount a lecturer may set;
+	// the largest hall seats about 1,000, so 100,000 only catches typos.
+	MinHeadcount = 1
+	MaxHeadcount = 100_000
+
+	// maxBatch bounds one group commit: a burst of thousands of slips becomes
+	// a handful of fsyncs, while the first slips of a burst are not held back
+	// behind one huge transaction.
+	maxBatch = 512
+
+	// faultRetry is how often a store that could not commit tries again, so
+	// that the kiosk recovers by itself once the disk does.
+	faultRetry = 2 * time.Second
+)
+
+// Choice is what a slip says.
+type Choice uint8
+
+const (
+	ChoiceNone Choice = iota // no slip: never given, withdrawn, or left
+	ChoiceConsent
+	ChoiceRefuse
+)
+
+// String returns the wire name of the choice: "none", "consent" or "refuse".
+func (c Choice) String() string {
+	switch c {
+	case ChoiceConsent:
+		return "consent"
+	case ChoiceRefuse:
+		return "refuse"
+	default:
+		return "none"
+	}
+}
+
+// ParseChoice is the inverse of String. It returns ErrInvalid for anything else.
+func ParseChoice(s string) (Choice, error) {
+	switch s {
+	case "consent":
+		return ChoiceConsent, nil
+	case "refuse":
+		return ChoiceRefuse, nil
+	case "none":
+		return ChoiceNone, nil
+	}
+	return ChoiceNone, fmt.Errorf("%w: choice %q", ErrInvalid, s)
+}
+
+// Round is one question put to the room: a purpose and the notice shown
+// before anyone chooses (R3, R4). Slips count only in the round they were
+// given for.
+type Round struct {
+	ID         int64
+	Purpose    string
+	Notice     string
+	NoticeHash string // hex SHA-256 of the canonical purpose and notice
+	OpenedAt   time.Time
+}
+
+// RoundSpec is what a lecturer gives to start a round.
+type RoundSpec struct {
+	Purpose string
+	Notice  string
+}
+
+// MaxPurposeLen and MaxNoticeLen bound the texts a lecturer can set; a
+// notice longer than a page helps nobody on a phone.
+const (
+	MaxPurposeLen = 500
+	MaxNoticeLen  = 20_000
+)
+
+// State is what the kiosk may show of the tally. It deliberately has no
+// field for the split between consents and refusals (R6, R7).
+type State struct {
+	// Version changes whenever anything else in State changes, and is never
+	// reused, not even across restarts. Compare it for equality only.
+	Version   uint64
+	Round     Round
+	Headcount int
+	Received  int // slips in the current round
+	Issued    int // phones that joined the session
+	Closed    bool
+	Fault     bool
+	Verdict
+}
+
+// Slip is a phone's slip as committed.
+type Slip struct {
+	Choice Choice
+	Round  int64
+}
+
+// Options tune a Store; the zero value is ready for use.
+type Options struct {
+	// Now is the clock; tests set it. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// DeviceID is the keyed hash of a phone's device secret. The secret itself
+// is never stored.
+type DeviceID [sha256.Size]byte
+
+// Store is the kiosk's memory: the current round, the joined phones and
+// their slips, persisted in SQLite. All writes go through one goroutine that
+// groups concurrent phone changes into one transaction, and a change is
+// reported done only after its transaction committed.
+type Store struct {
+	db       *sql.DB
+	now      func() time.Time
+	kioskKey []byte
+	boot     uint64
+
+	reqs     chan *request
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+
+	// mem and held are owned by the writer goroutine.
+	mem  memState
+	held map[DeviceID]*request // phone changes not yet durable because of a fault
+
+	mu      sync.Mutex // guards cur, seq and changed
+	cur     State
+	seq     uint64
+	changed chan struct{}
+}
+
+type memState struct {
+	round     Round
+	headcount int
+	closed    bool
+	fault     bool
+	deviceKey []byte
+	phones    map[DeviceID]struct{}
+	slips     map[DeviceID]Choice
+	consents  int
+	refusals  int
+}
+
+func (m *memState) counts() Counts {
+	return Counts{Headcount: m.headcount, Consents: m.consents, Refusals: m.refusals, Closed: m.closed, Fault: m.fault}
+}
+
+// DSN returns the data source name the store opens path with. Every pragma
+// is given with modernc's _pragma key, because the driver silently ignores
+// keys it does not know.
+func DSN(path string) string {
+	pragmas := []string{
+		// WAL lets a commit be a single append plus fsync.
+		"journal_mode(WAL)",
+		// FULL: a commit is on disk before the phone's ack is sent.
+		"synchronous(FULL)",
+		// Deleted rows are overwritten, so closing a session really removes
+		// per-device data from the file (R9).
+		"secure_delete(ON)",
+		// The store has a single connection, so waiting on a lock only happens
+		// when another process opened the same file.
+		"busy_timeout(5000)",
+	}
+	if runtime.GOOS == "darwin" {
+		// On macOS fsync does not reach stable storage; F_FULLFSYNC does.
+		pragmas = append(pragmas, "fullfsync(1)", "checkpoint_fullfsync(1)")
+	}
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the database at path and restores the
+// state it holds. The caller must Close the store.
+func Open(ctx context.Context, path string, opt Options) (*Store, error) {
+	db, err := sql.Open("sqlite", DSN(path))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// One connection: SQLite has one writer anyway, and every read happens at
+	// start-up, so there is nothing to gain from a pool.
+	db.SetMaxOpenConns(1)
+	s := &Store{
+		db:      db,
+		now:     opt.Now,
+		reqs:    make(chan *request, maxBatch),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		held:    map[DeviceID]*request{},
+		changed: make(chan struct{}),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.load(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s.publish()
+	go s.writer()
+	return s, nil
+}
+
+func (s *Store) load(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, schemaSQL); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+
+	if s.kioskKey, err = metaKey(ctx, tx, "kiosk_key"); err != nil {
+		return err
+	}
+	if s.mem.deviceKey, err = metaKey(ctx, tx, "device_key"); err != nil {
+		return err
+	}
+	var boot string
+	err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'boot'`).Scan(&boot)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	n, _ := strconv.ParseUint(boot, 10, 32)
+	s.boot = n + 1
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('boot', ?)`, strconv.FormatUint(s.boot, 10)); err != nil {
+		return err
+	}
+	var closed string
+	err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'closed'`).Scan(&closed)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	s.mem.closed = closed == "1"
+
+	if err := s.loadRound(ctx, tx); errors.Is(err, sql.ErrNoRows) {
+		if s.mem.round, err = s.insertRound(ctx, tx, RoundSpec{}, 0); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+
+	s.mem.phones = map[DeviceID]struct{}{}
+	s.mem.slips = map[DeviceID]Choice{}
+	if err := eachRow(ctx, tx, `SELECT device FROM phones`, func(rows *sql.Rows) error {
+		var d []byte
+		if err := rows.Scan(&d); err != nil {
+			return err
+		}
+		s.mem.phones[deviceID(d)] = struct{}{}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := eachRow(ctx, tx, `SELECT device, choice FROM slips`, func(rows *sql.Rows) error {
+		var d []byte
+		var c Choice
+		if err := rows.Scan(&d, &c); err != nil {
+			return err
+		}
+		s.mem.slips[deviceID(d)] = c
+		if c == ChoiceConsent {
+			s.mem.consents++
+		} else {
+			s.mem.refusals++
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *Store) loadRound(ctx context.Context, tx *sql.Tx) error {
+	var r Round
+	var opened string
+	err := tx.QueryRowContext(ctx, `SELECT id, purpose, notice, notice_hash, headcount, opened_at FROM rounds ORDER BY id DESC LIMIT 1`).
+		Scan(&r.ID, &r.Purpose, &r.Notice, &r.NoticeHash, &s.mem.headcount, &opened)
+	if err != nil {
+		return err
+	}
+	r.OpenedAt, err = time.Parse(time.RFC3339Nano, opened)
+	if err != nil {
+		return fmt.Errorf("round %d: %w", r.ID, err)
+	}
+	s.mem.round = r
+	return nil
+}
+
+// insertRound closes the open round and writes a new one in tx.
+func (s *Store) insertRound(ctx context.Context, tx *sql.Tx, spec RoundSpec, headcount int) (Round, error) {
+	now := s.now().UTC()
+	stamp := now.Format(time.RFC3339Nano)
+	if _, err := tx.ExecContext(ctx, `UPDATE rounds SET closed_at = ? WHERE closed_at IS NULL`, stamp); err != nil {
+		return Round{}, err
+	}
+	hash := NoticeHash(spec)
+	res, err := tx.ExecContext(ctx, `INSERT INTO rounds (purpose, notice, notice_hash, headcount, opened_at) VALUES (?, ?, ?, ?, ?)`,
+		spec.Purpose, spec.Notice, hash, headcount, stamp)
+	if err != nil {
+		return Round{}, err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return Round{}, err
+	}
+	return Round{ID: id, Purpose: spec.Purpose, Notice: spec.Notice, NoticeHash: hash, OpenedAt: now}, nil
+}
+
+// NoticeHash is the hex SHA-256 of the canonical text of a round's purpose
+// and notice: their JSON encoding in a fixed field order.
+func NoticeHash(spec RoundSpec) string {
+	canonical, _ := json.Marshal(struct {
+		Purpose string `json:"purpose"`
+		Notice  string `json:"notice"`
+	}{spec.Purpose, spec.Notice})
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:])
+}
+
+func metaKey(ctx context.Context, tx *sql.Tx, name string) ([]byte, error) {
+	var key []byte
+	err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, name).Scan(&key)
+	if err == nil && len(key) == 32 {
+		return key, nil
+	}
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	key = make([]byte, 32)
+	rand.Read(key)
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`, name, key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+func eachRow(ctx context.Context, tx *sql.Tx, query string, fn func(*sql.Rows) error) error {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func deviceID(b []byte) DeviceID {
+	var d DeviceID
+	copy(d[:], b)
+	return d
+}
+
+// Key derives a 32-byte secret for the given purpose from the kiosk's own
+// key, which is created once and kept in the database, so that derived keys
+// survive a restart.
+func (s *Store) Key(purpose string) []byte {
+	m := hmac.New(sha256.New, s.kioskKey)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// Close stops the writer, failing changes still queued with ErrStopped, and
+// closes the database.
+func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+	return s.db.Close()
+}
+
+// DB returns the underlying database, for tests and diagnostics that read
+// it. Writing through it bypasses the store's state.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// State returns the current state.
+func (s *Store) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// Changed returns the current state and a channel that is closed at the next
+// change.
+func (s *Store) Changed() (State, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur, s.changed
+}
+
+// Wait returns the state as soon as its version differs from seen, or when
+// ctx is done, whichever is first.
+func (s *Store) Wait(ctx context.Context, seen uint64) State {
+	for {
+		st, ch := s.Changed()
+		if st.Version != seen {
+			return st
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return s.State()
+		}
+	}
+}
+
+// publish makes the writer's committed state visible.
+func (s *Store) publish() { s.publishCounts(s.mem.counts(), s.mem.received(), len(s.mem.phones)) }
+
+func (m *memState) received() int { return m.consents + m.refusals }
+
+// publishCounts makes a state visible. The writer calls it with committed
+// counts, and also with counts not yet committed when those lock the kiosk:
+// locking never waits on the disk, unlocking does.
+func (s *Store) publishCounts(c Counts, received, issued int) {
+	next := State{
+		Round:     s.mem.round,
+		Headcount: c.Headcount,
+		Received:  received,
+		Issued:    issued,
+		Closed:    c.Closed,
+		Fault:     c.Fault,
+		Verdict:   Decide(c),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next.Version = s.cur.Version
+	if s.seq > 0 && next == s.cur {
+		return
+	}
+	s.seq++
+	// The boot counter in the high bits keeps versions unique across
+	// restarts: a long-polling recorder that saw "unlocked" before a crash
+	// must not mistake a different state after it for the one it saw.
+	next.Version = s.boot<<32 | s.seq
+	s.cur = next
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
