@@ -2,7 +2,10 @@ module github.com/consent-kiosk/kiosk
 
 go 1.26.8
 
-require modernc.org/sqlite v1.62.0
+require (
+	golang.org/x/crypto v0.58.0
+	modernc.org/sqlite v1.62.0
+)
 
 require (
 	github.com/dustin/go-humanize v1.1.0 // indirect
