@@ -70,10 +70,16 @@
     for (var i = 0; i < 16; i++) o[i] = a[i] - b[i];
   }
 
+  // One scratch row for every product: a fresh array per call made the
+  // garbage collector the main cost of a scalar multiplication.
+  var mulScratch = new Float64Array(31);
+
   function mul(o, a, b) {
-    var t = new Float64Array(31), i, j;
+    var t = mulScratch, i, j, ai;
+    for (i = 0; i < 31; i++) t[i] = 0;
     for (i = 0; i < 16; i++) {
-      for (j = 0; j < 16; j++) t[i + j] += a[i] * b[j];
+      ai = a[i];
+      for (j = 0; j < 16; j++) t[i + j] += ai * b[j];
     }
     for (i = 0; i < 15; i++) t[i] += 38 * t[i + 16];
     for (i = 0; i < 16; i++) o[i] = t[i];
@@ -161,8 +167,8 @@
       sub(c, d, f);
       mul(a, c, A24);
       add(a, a, d);
-      mul(c, c, f);
-      mul(a, a, d);
+      mul(c, c, a);
+      mul(a, d, f);
       mul(d, b, x);
       sqr(b, e);
       cswap(a, b, bit);
@@ -172,6 +178,7 @@
     mul(a, a, c);
     pack(out, a);
     wipe(z);
+    wipe(mulScratch);
     return out;
   }
 
