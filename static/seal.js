@@ -242,7 +242,7 @@
   // and the first block counter, and returns the result as a new array.
   function chacha20(key, counter, nonce, data) {
     if (nonce.length !== 12) throw new Error('chacha20: nonce must be 12 bytes');
-    if ((data.length + 63) / 64 + counter > 4294967296) {
+    if (Math.ceil(data.length / 64) + counter > 4294967296) {
       throw new Error('chacha20: block counter would wrap');
     }
     var s = initState(key, [counter >>> 0, load32(nonce, 0), load32(nonce, 4), load32(nonce, 8)]);
