@@ -115,7 +115,7 @@ type sealedFrame struct {
 	Box   string `json:"box"`
 }
 
-// maxSealedFrame bounds the frame before any JSON work. A valid frame is 249
+// maxSealedFrame bounds the frame before any JSON work. A valid frame is 255
 // bytes; the slack allows for whitespace a client may add.
 const maxSealedFrame = 1024
 

@@ -368,7 +368,9 @@ func TestSealedFramesHaveEqualLength(t *testing.T) {
 		`{"type":"slip","choice":"consent","round":100000}`,
 		`{"type":"leave"}`,
 	}
-	want := len(sealedFrameFor(t, s.PublicKey(), msgs[0]))
+	// 24 + 43 + 11 + 16 + 9 + 150 + 2: the JSON around base64url of 32, 12
+	// and 112 bytes. seal.js writes the same text.
+	const want = 255
 	for _, m := range msgs {
 		for i := 0; i < 20; i++ {
 			if got := len(sealedFrameFor(t, s.PublicKey(), m)); got != want {
