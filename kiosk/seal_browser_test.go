@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/consent-kiosk/kiosk/tally"
 )
 
 // chromiumPath is where Debian puts Chromium; CI installs it there.
@@ -191,48 +194,74 @@ func TestSealInBrowser(t *testing.T) {
 	// primitives.
 	t.Run("same bytes as Go", func(t *testing.T) {
 		const msg = `{"type":"slip","choice":"consent","round":3}`
-		eph, nonce := randomBytes(t, 32), randomBytes(t, 12)
-		epk, box := sealTo(t, s.PublicKey(), s.PublicKey(), msg, eph, nonce)
-		type sealed struct {
+		eph, nonce, sctx := randomBytes(t, 32), randomBytes(t, 12), SealContext(randomBytes(t, ChallengeLen), 5)
+		want := sealTo(t, s.PublicKey(), s.PublicKey(), msg, eph, nonce, sctx)
+		type fields struct {
 			EPK   string `json:"epk"`
 			Nonce string `json:"nonce"`
 			Box   string `json:"box"`
 		}
-		got := evalJS[sealed](t, ctx, fmt.Sprintf(`KioskSeal.sealWith(%q, %q, %s, %s)`, pub, msg, jsBytes(eph), jsBytes(nonce)))
+		got := evalJS[fields](t, ctx, fmt.Sprintf(`KioskSeal.sealWith(%q, %q, %s, %s, %s)`, pub, msg, jsBytes(eph), jsBytes(nonce), jsBytes(sctx)))
 		b64 := base64.RawURLEncoding.EncodeToString
-		want := sealed{b64(epk), b64(nonce), b64(box)}
-		if got != want {
-			t.Errorf("sealWith = %+v;\nwant %+v", got, want)
+		if w := (fields{b64(want.epk), b64(want.nonce), b64(want.box)}); got != w {
+			t.Errorf("sealWith = %+v;\nwant %+v", got, w)
 		}
 	})
 
+	// The page seals a frame for a connection, Go opens it and seals an
+	// answer, and the page opens the answer.
 	t.Run("Go opens what the page sealed", func(t *testing.T) {
+		challenge := randomBytes(t, ChallengeLen)
 		lengths := map[int]bool{}
-		for _, choice := range []string{"consent", "refuse"} {
-			frame := evalJS[string](t, ctx, fmt.Sprintf(`KioskSeal.sealFrame(%q, {type: "slip", choice: %q, round: 3})`, pub, choice))
+		for i, choice := range []string{"consent", "refuse", "none"} {
+			seq := uint32(i + 1)
+			evalJS[bool](t, ctx, fmt.Sprintf(`(window.req = KioskSeal.sealFrame(%q, {type: "slip", choice: %q, round: 3}, %q, %d), true)`,
+				pub, choice, base64.RawURLEncoding.EncodeToString(challenge), seq))
+			frame := evalJS[string](t, ctx, `window.req.text`)
 			lengths[len(frame)] = true
-			got, err := s.OpenFrame([]byte(frame))
+			o, err := s.OpenFrame([]byte(frame), challenge)
 			if err != nil {
 				t.Fatalf("OpenFrame(page's %s frame %s): %v", choice, frame, err)
 			}
 			want := fmt.Sprintf(`{"type":"slip","choice":%q,"round":3}`, choice)
-			if string(got) != want {
-				t.Errorf("OpenFrame(page's %s frame) = %s; want %s", choice, got, want)
+			if string(o.Msg) != want || o.Seq != seq {
+				t.Errorf("OpenFrame(page's %s frame) = %s seq %d; want %s seq %d", choice, o.Msg, o.Seq, want, seq)
 			}
-			var m map[string]any
-			if err := json.Unmarshal(got, &m); err != nil {
-				t.Errorf("opened %s slip is not JSON: %v", choice, err)
+			ack := fmt.Sprintf(`{"type":"ack","choice":%q,"round":3}`, choice)
+			answer, err := o.SealReply([]byte(ack))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := evalJS[string](t, ctx, fmt.Sprintf(`window.req.open(%s)`, answer)); got != ack {
+				t.Errorf("page opens the sealed ack = %q; want %q", got, ack)
+			}
+			tampered := strings.Replace(string(answer), `"box":"`, `"box":"A`, 1)
+			tampered = strings.Replace(tampered, `","}`, `"}`, 1)
+			if got := evalJS[bool](t, ctx, fmt.Sprintf(`window.req.open(%s) === null`, tampered)); !got {
+				t.Errorf("page opened a tampered answer %s", tampered)
 			}
 		}
 		if len(lengths) != 1 {
-			t.Errorf("sealed consent and refuse frames have lengths %v; want one length", lengths)
+			t.Errorf("sealed consent, refuse and withdrawal frames have lengths %v; want one length", lengths)
+		}
+		// The page's hello carries the device secret: sealed, in the long size.
+		evalJS[bool](t, ctx, fmt.Sprintf(`(window.req = KioskSeal.sealFrame(%q, {type: "hello", join: "AAAAAAAAAAAAAAAAAAAAAA", device: %q}, %q, 9), true)`,
+			pub, strings.Repeat("d", 64), base64.RawURLEncoding.EncodeToString(challenge)))
+		frame := evalJS[string](t, ctx, `window.req.text`)
+		o, err := s.OpenFrame([]byte(frame), challenge)
+		if err != nil || !strings.Contains(string(o.Msg), strings.Repeat("d", 64)) {
+			t.Errorf("OpenFrame(page's sealed hello) = %q, %v; want the hello", o.Msg, err)
+		}
+		if strings.Contains(frame, "dddd") {
+			t.Errorf("the sealed hello shows the device secret: %s", frame)
 		}
 	})
 
 	t.Run("page refuses", func(t *testing.T) {
 		tests := []struct{ name, expr string }{
-			{"a message over 96 bytes", fmt.Sprintf(`KioskSeal.seal(%q, %q)`, pub, strings.Repeat("x", SealedPlaintextLen+1))},
-			{"96 bytes that are 97 in UTF-8", fmt.Sprintf(`KioskSeal.seal(%q, %q)`, pub, "ø"+strings.Repeat("x", SealedPlaintextLen-1))},
+			{"a message over 256 bytes", fmt.Sprintf(`KioskSeal.seal(%q, %q)`, pub, strings.Repeat("x", SealedLengths[1]+1))},
+			{"256 bytes that are 257 in UTF-8", fmt.Sprintf(`KioskSeal.seal(%q, %q)`, pub, "ø"+strings.Repeat("x", SealedLengths[1]-1))},
+			{"a short challenge", fmt.Sprintf(`KioskSeal.sealFrame(%q, "{}", "AAAA", 1)`, pub)},
 			{"an all-zero kiosk key", `KioskSeal.seal(new Uint8Array(32), "{}")`},
 			{"a short kiosk key", `KioskSeal.seal(new Uint8Array(31), "{}")`},
 		}
@@ -272,6 +301,91 @@ func TestSealJSStaysOldBrowserSafe(t *testing.T) {
 		if loc := re.FindIndex(src); loc != nil {
 			line := bytes.Count(src[:loc[0]], []byte("\n")) + 1
 			t.Errorf("seal.js:%d uses %s (%q); old phones or http:// pages cannot", line, what, src[loc[0]:loc[1]])
+		}
+	}
+}
+
+// recordSockets wraps the page's WebSocket so the test sees every frame the
+// page sends and receives, as they cross the wire.
+const recordSockets = `(function () {
+  var Native = window.WebSocket, send = Native.prototype.send;
+  window.__sent = []; window.__got = [];
+  Native.prototype.send = function (d) { window.__sent.push(String(d)); return send.call(this, d); };
+  window.WebSocket = function (u, p) {
+    var w = p === undefined ? new Native(u) : new Native(u, p);
+    w.addEventListener('message', function (e) { window.__got.push(String(e.data)); });
+    return w;
+  };
+  window.WebSocket.prototype = Native.prototype;
+})();`
+
+// TestPhonePageSeals loads the real phone page from a real kiosk, taps
+// "consent" and "do not consent", and checks that the kiosk counted the
+// slips while no frame either way showed a choice or the device secret.
+func TestPhonePageSeals(t *testing.T) {
+	ctx := newBrowser(t)
+	k := newTestKiosk(t)
+	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video","notice":"Voice and slides."}`)
+	k.setHeadcount(1)
+	if err := chromedp.Do(ctx,
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordSockets})
+			return err
+		}),
+		chromedp.Navigate(k.http.URL+"/j/"+k.joinToken()),
+		chromedp.Click(chromedp.ID("consent")),
+	); err != nil {
+		t.Fatalf("opening the phone page and tapping consent: %v", err)
+	}
+	waitState(t, k, func(st tally.State) bool { return st.Unlocked })
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("refuse"))); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, k, func(st tally.State) bool { return st.Received == 1 && !st.Unlocked && st.Reason == tally.ReasonRefused })
+	// The page has opened the sealed ack once nothing is pending.
+	want := evalJS[string](t, ctx, `Kiosk.t('phone.current_refuse')`)
+	deadline := time.Now().Add(10 * time.Second)
+	for evalJS[string](t, ctx, `document.getElementById('current').textContent`) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the page never showed the acknowledged refusal %q", want)
+		}
+		time.Sleep(20 * time.Millisecond) // bounded polling of the page
+	}
+
+	device := evalJS[string](t, ctx, `localStorage.getItem('consent-kiosk-device')`)
+	sent := evalJS[[]string](t, ctx, `window.__sent`)
+	got := evalJS[[]string](t, ctx, `window.__got`)
+	if len(sent) < 3 || device == "" {
+		t.Fatalf("page sent %d frames, device %q; want hello and two slips", len(sent), device)
+	}
+	for _, f := range sent {
+		if !strings.HasPrefix(f, `{"type":"sealed",`) {
+			t.Errorf("the page sent a frame in clear: %s", f)
+		}
+	}
+	for _, f := range append(sent, got...) {
+		for _, secret := range []string{`consent"`, `refuse"`, device} {
+			if strings.Contains(f, secret) {
+				t.Errorf("a frame on the wire shows %s: %s", secret, f)
+			}
+		}
+	}
+}
+
+// waitState polls the kiosk's state until ok, for at most 10 seconds.
+func waitState(t *testing.T, k *testKiosk, ok func(tally.State) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		st, ch := k.store.Changed()
+		if ok(st) {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("timed out; last state %+v", st)
 		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -13,6 +15,8 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/poly1305"
+
+	"github.com/consent-kiosk/kiosk/tally"
 )
 
 // Known answers from the specifications. The same tables drive the Go
@@ -177,16 +181,27 @@ func TestSealVectorsAgreeWithGo(t *testing.T) {
 	}
 }
 
+// sealed is one message sealed by a phone: its wire fields, and what the
+// phone keeps to open the kiosk's answer.
+type sealed struct {
+	epk, nonce, box []byte
+	reply, aad      []byte
+}
+
 // sealTo is the Go twin of KioskSeal.sealWith in static/seal.js. The kiosk
-// never seals; tests use it to make frames, and to check that the page and
-// Go agree byte for byte. aadPub is the kiosk key bound in the AAD, normally
-// kioskPub; tests pass another to forge a wrong binding.
-func sealTo(t testing.TB, kioskPub, aadPub []byte, msg string, ephemeral, nonce []byte) (epk, box []byte) {
+// never seals a request; tests use it to make frames, and to check that the
+// page and Go agree byte for byte. aadPub is the kiosk key bound in the
+// AAD, normally kioskPub; tests pass another to forge a wrong binding.
+func sealTo(t testing.TB, kioskPub, aadPub []byte, msg string, ephemeral, nonce, ctx []byte) sealed {
 	t.Helper()
-	if len(msg) > SealedPlaintextLen {
-		t.Fatalf("message of %d bytes does not fit in %d", len(msg), SealedPlaintextLen)
+	size := SealedLengths[0]
+	if len(msg) > size {
+		size = SealedLengths[1]
 	}
-	padded := []byte(msg + strings.Repeat(" ", SealedPlaintextLen-len(msg)))
+	if len(msg) > size {
+		t.Fatalf("message of %d bytes does not fit in %d", len(msg), size)
+	}
+	padded := []byte(msg + strings.Repeat(" ", size-len(msg)))
 	epk, err := curve25519.X25519(ephemeral, curve25519.Basepoint)
 	if err != nil {
 		t.Fatal(err)
@@ -199,12 +214,49 @@ func sealTo(t testing.TB, kioskPub, aadPub []byte, msg string, ephemeral, nonce 
 	if err != nil {
 		t.Fatal(err)
 	}
+	reply, err := chacha20.HChaCha20(shared, []byte("kiosk-seal-reply"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	aead, err := chacha20poly1305.New(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	aad := append(append([]byte(nil), epk...), aadPub...)
-	return epk, aead.Seal(nil, nonce, padded, aad)
+	aad := append(append(append([]byte(nil), epk...), aadPub...), ctx...)
+	return sealed{epk: epk, nonce: nonce, box: aead.Seal(nil, nonce, padded, aad), reply: reply, aad: aad}
+}
+
+// openAnswer is the Go twin of KioskSeal.openReply: it opens the kiosk's
+// sealed answer to s and returns its text without padding.
+func (s sealed) openAnswer(t testing.TB, frame []byte) (string, error) {
+	t.Helper()
+	var f struct {
+		Type  string `json:"type"`
+		Seq   uint32 `json:"seq"`
+		Nonce string `json:"nonce"`
+		Box   string `json:"box"`
+	}
+	if err := json.Unmarshal(frame, &f); err != nil || f.Type != "sealed" {
+		return "", fmt.Errorf("not a sealed answer: %s", frame)
+	}
+	b64 := base64.RawURLEncoding.Strict()
+	nonce, err1 := b64.DecodeString(f.Nonce)
+	box, err2 := b64.DecodeString(f.Box)
+	if err := errors.Join(err1, err2); err != nil {
+		return "", err
+	}
+	if len(box) != ReplyPlaintextLen+chacha20poly1305.Overhead {
+		return "", fmt.Errorf("answer box of %d bytes; want %d", len(box), ReplyPlaintextLen+chacha20poly1305.Overhead)
+	}
+	aead, err := chacha20poly1305.New(s.reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := aead.Open(nil, nonce, box, s.aad)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(msg), " "), nil
 }
 
 func randomBytes(t testing.TB, n int) []byte {
@@ -216,18 +268,18 @@ func randomBytes(t testing.TB, n int) []byte {
 	return b
 }
 
-// sealedFrameFor returns the text of a sealed frame carrying msg to the
-// kiosk whose public key is kioskPub, as a phone page would send it.
-func sealedFrameFor(t testing.TB, kioskPub []byte, msg string) string {
+// sealFor seals msg as frame seq of the connection with the given challenge
+// to the kiosk whose public key is kioskPub, as a phone page would, and
+// returns the frame's text and what opens the answer.
+func sealFor(t testing.TB, kioskPub []byte, msg string, challenge []byte, seq uint32) (string, sealed) {
 	t.Helper()
-	nonce := randomBytes(t, 12)
-	epk, box := sealTo(t, kioskPub, kioskPub, msg, randomBytes(t, 32), nonce)
-	return frameText(epk, nonce, box)
+	s := sealTo(t, kioskPub, kioskPub, msg, randomBytes(t, 32), randomBytes(t, 12), SealContext(challenge, seq))
+	return frameText(seq, s.epk, s.nonce, s.box), s
 }
 
-func frameText(epk, nonce, box []byte) string {
+func frameText(seq uint32, epk, nonce, box []byte) string {
 	b64 := base64.RawURLEncoding.EncodeToString
-	return `{"type":"sealed","epk":"` + b64(epk) + `","nonce":"` + b64(nonce) + `","box":"` + b64(box) + `"}`
+	return fmt.Sprintf(`{"type":"sealed","seq":%d,"epk":"%s","nonce":"%s","box":"%s"}`, seq, b64(epk), b64(nonce), b64(box))
 }
 
 func newTestSealer(t testing.TB) *Sealer {
@@ -237,22 +289,83 @@ func newTestSealer(t testing.TB) *Sealer {
 
 func TestSealRoundTrip(t *testing.T) {
 	s := newTestSealer(t)
-	for _, msg := range []string{
+	challenge := randomBytes(t, ChallengeLen)
+	for i, msg := range []string{
 		`{"type":"slip","choice":"consent","round":3}`,
 		`{"type":"slip","choice":"refuse","round":3}`,
 		`{"type":"leave"}`,
 		``,
-		strings.Repeat("x", SealedPlaintextLen),
+		strings.Repeat("x", SealedLengths[0]),
+		strings.Repeat("x", SealedLengths[0]+1),
+		strings.Repeat("x", SealedLengths[1]),
 		`{"note":"blåbærsyltetøy"}`,
 	} {
-		got, err := s.OpenFrame([]byte(sealedFrameFor(t, s.PublicKey(), msg)))
+		frame, req := sealFor(t, s.PublicKey(), msg, challenge, uint32(i))
+		got, err := s.OpenFrame([]byte(frame), challenge)
 		if err != nil {
 			t.Errorf("OpenFrame(seal(%q)) error = %v; want nil", msg, err)
 			continue
 		}
-		if string(got) != msg {
-			t.Errorf("OpenFrame(seal(%q)) = %q; want the message back", msg, got)
+		if string(got.Msg) != msg || got.Seq != uint32(i) {
+			t.Errorf("OpenFrame(seal(%q)) = %q seq %d; want the message back, seq %d", msg, got.Msg, got.Seq, i)
 		}
+		answer, err := got.SealReply([]byte(`{"type":"ack","choice":"consent","round":3}`))
+		if err != nil {
+			t.Fatalf("SealReply: %v", err)
+		}
+		if text, err := req.openAnswer(t, answer); err != nil || text != `{"type":"ack","choice":"consent","round":3}` {
+			t.Errorf("phone opens the answer = %q, %v; want the ack", text, err)
+		}
+	}
+}
+
+// TestSealBindsConnectionAndSeq: a frame captured on one connection does not
+// open on another, nor under another sequence number.
+func TestSealBindsConnectionAndSeq(t *testing.T) {
+	s := newTestSealer(t)
+	challenge := randomBytes(t, ChallengeLen)
+	frame, _ := sealFor(t, s.PublicKey(), `{"type":"slip","choice":"consent"}`, challenge, 7)
+	if _, err := s.OpenFrame([]byte(frame), challenge); err != nil {
+		t.Fatalf("OpenFrame on its own connection: %v", err)
+	}
+	if _, err := s.OpenFrame([]byte(frame), randomBytes(t, ChallengeLen)); !errors.Is(err, ErrSealBroken) {
+		t.Errorf("OpenFrame with another connection's challenge = %v; want ErrSealBroken", err)
+	}
+	moved := strings.Replace(frame, `"seq":7`, `"seq":8`, 1)
+	if _, err := s.OpenFrame([]byte(moved), challenge); !errors.Is(err, ErrSealBroken) {
+		t.Errorf("OpenFrame with the seq changed = %v; want ErrSealBroken", err)
+	}
+}
+
+// TestSealedAnswersHaveEqualLength: whatever the kiosk answers to a sealed
+// frame — an ack of either choice, a withdrawal, an error — the answer
+// frame has one length.
+func TestSealedAnswersHaveEqualLength(t *testing.T) {
+	s := newTestSealer(t)
+	challenge := randomBytes(t, ChallengeLen)
+	frame, _ := sealFor(t, s.PublicKey(), `{"type":"leave"}`, challenge, 1)
+	o, err := s.OpenFrame([]byte(frame), challenge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lengths := map[int]string{}
+	for _, answer := range []string{
+		string(ackFrame(tally.Slip{Choice: tally.ChoiceConsent, Round: 3})),
+		string(ackFrame(tally.Slip{Choice: tally.ChoiceRefuse, Round: 3})),
+		string(ackFrame(tally.Slip{Choice: tally.ChoiceNone, Round: 3})),
+		string(errorFrame(tally.ErrStorage)),
+	} {
+		b, err := o.SealReply([]byte(answer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lengths[len(b)] = answer
+	}
+	if len(lengths) != 1 {
+		t.Errorf("sealed answers have lengths %v; want one length", lengths)
+	}
+	if _, err := o.SealReply(bytes.Repeat([]byte("x"), ReplyPlaintextLen+1)); err == nil {
+		t.Error("SealReply of an over-long answer = nil error; want an error")
 	}
 }
 
@@ -275,9 +388,10 @@ func TestSealRefusesTampering(t *testing.T) {
 	s := newTestSealer(t)
 	other := newTestSealer(t)
 	const msg = `{"type":"slip","choice":"consent","round":3}`
-	eph, nonce := randomBytes(t, 32), randomBytes(t, 12)
-	epk, box := sealTo(t, s.PublicKey(), s.PublicKey(), msg, eph, nonce)
-	if _, err := s.Open(epk, nonce, box); err != nil {
+	eph, nonce, ctx := randomBytes(t, 32), randomBytes(t, 12), SealContext(randomBytes(t, ChallengeLen), 1)
+	good := sealTo(t, s.PublicKey(), s.PublicKey(), msg, eph, nonce, ctx)
+	epk, box := good.epk, good.box
+	if _, err := s.Open(epk, nonce, box, ctx); err != nil {
 		t.Fatalf("Open of an untouched box: %v", err)
 	}
 
@@ -286,44 +400,47 @@ func TestSealRefusesTampering(t *testing.T) {
 		c[i] ^= 0x01
 		return c
 	}
-	wrongAADEpk, wrongAADBox := sealTo(t, s.PublicKey(), other.PublicKey(), msg, eph, nonce)
-	toOtherEpk, toOtherBox := sealTo(t, other.PublicKey(), other.PublicKey(), msg, eph, nonce)
+	wrongAAD := sealTo(t, s.PublicKey(), other.PublicKey(), msg, eph, nonce, ctx)
+	toOther := sealTo(t, other.PublicKey(), other.PublicKey(), msg, eph, nonce, ctx)
 
 	tests := []struct {
-		name            string
-		epk, nonce, box []byte
+		name                 string
+		epk, nonce, box, ctx []byte
 	}{
-		{"ciphertext byte flipped", epk, nonce, flip(box, 0)},
-		{"tag byte flipped", epk, nonce, flip(box, len(box)-1)},
-		{"nonce changed", epk, flip(nonce, 5), box},
-		{"epk changed", flip(epk, 3), nonce, box},
-		{"AAD names another kiosk", wrongAADEpk, nonce, wrongAADBox},
-		{"sealed to another kiosk", toOtherEpk, nonce, toOtherBox},
-		{"box truncated", epk, nonce, box[:len(box)-1]},
-		{"box without tag", epk, nonce, box[:SealedPlaintextLen]},
-		{"box lengthened", epk, nonce, append(bytes.Clone(box), 0)},
-		{"empty box", epk, nonce, nil},
-		{"epk truncated", epk[:31], nonce, box},
-		{"nonce truncated", epk, nonce[:11], box},
-		{"all-zero epk", make([]byte, 32), nonce, box},
+		{"ciphertext byte flipped", epk, nonce, flip(box, 0), ctx},
+		{"tag byte flipped", epk, nonce, flip(box, len(box)-1), ctx},
+		{"nonce changed", epk, flip(nonce, 5), box, ctx},
+		{"epk changed", flip(epk, 3), nonce, box, ctx},
+		{"context changed", epk, nonce, box, flip(ctx, 0)},
+		{"no context", epk, nonce, box, nil},
+		{"AAD names another kiosk", wrongAAD.epk, nonce, wrongAAD.box, ctx},
+		{"sealed to another kiosk", toOther.epk, nonce, toOther.box, ctx},
+		{"box truncated", epk, nonce, box[:len(box)-1], ctx},
+		{"box without tag", epk, nonce, box[:SealedPlaintextLen], ctx},
+		{"box lengthened", epk, nonce, append(bytes.Clone(box), 0), ctx},
+		{"empty box", epk, nonce, nil, ctx},
+		{"epk truncated", epk[:31], nonce, box, ctx},
+		{"nonce truncated", epk, nonce[:11], box, ctx},
+		{"all-zero epk", make([]byte, 32), nonce, box, ctx},
 		// u = 1 has order 1 on the curve; X25519 gives all zeros for it.
-		{"low-order epk", append([]byte{1}, make([]byte, 31)...), nonce, box},
+		{"low-order epk", append([]byte{1}, make([]byte, 31)...), nonce, box, ctx},
 	}
 	for _, tt := range tests {
-		got, err := s.Open(tt.epk, tt.nonce, tt.box)
+		got, err := s.Open(tt.epk, tt.nonce, tt.box, tt.ctx)
 		if !errors.Is(err, ErrSealBroken) {
-			t.Errorf("%s: Open = %q, %v; want ErrSealBroken", tt.name, got, err)
+			t.Errorf("%s: Open = %q, %v; want ErrSealBroken", tt.name, got.Msg, err)
 		}
-		if got != nil {
-			t.Errorf("%s: Open returned %q with an error; want nil", tt.name, got)
+		if got.Msg != nil || got.reply != nil {
+			t.Errorf("%s: Open returned %q with an error; want nothing", tt.name, got.Msg)
 		}
 	}
 }
 
 func TestParseSealedIsStrict(t *testing.T) {
 	s := newTestSealer(t)
-	good := sealedFrameFor(t, s.PublicKey(), `{"type":"leave"}`)
-	epk, nonce, box, err := ParseSealed([]byte(good))
+	challenge := randomBytes(t, ChallengeLen)
+	good, _ := sealFor(t, s.PublicKey(), `{"type":"leave"}`, challenge, 1)
+	_, epk, nonce, box, err := ParseSealed([]byte(good))
 	if err != nil {
 		t.Fatalf("ParseSealed(good) error = %v", err)
 	}
@@ -338,6 +455,9 @@ func TestParseSealedIsStrict(t *testing.T) {
 		{"not JSON", `sealed`},
 		{"wrong type", strings.Replace(good, `"sealed"`, `"slip"`, 1)},
 		{"missing type", strings.Replace(good, `"type":"sealed",`, ``, 1)},
+		{"missing seq", strings.Replace(good, `"seq":1,`, ``, 1)},
+		{"negative seq", strings.Replace(good, `"seq":1,`, `"seq":-1,`, 1)},
+		{"huge seq", strings.Replace(good, `"seq":1,`, `"seq":4294967297,`, 1)},
 		{"unknown field", strings.Replace(good, `{`, `{"device":"x",`, 1)},
 		{"trailing data", good + `{}`},
 		{"two frames", good + good},
@@ -352,7 +472,7 @@ func TestParseSealedIsStrict(t *testing.T) {
 		if tt.name == "non-canonical base64" && bumped == lastBox {
 			t.Fatal("test setup: bumped box equals the original")
 		}
-		if _, err := s.OpenFrame([]byte(tt.frame)); !errors.Is(err, ErrSealBroken) {
+		if _, err := s.OpenFrame([]byte(tt.frame), challenge); !errors.Is(err, ErrSealBroken) {
 			t.Errorf("%s: OpenFrame(%.60q…) error = %v; want ErrSealBroken", tt.name, tt.frame, err)
 		}
 	}
@@ -362,19 +482,21 @@ func TestParseSealedIsStrict(t *testing.T) {
 // consent from a refusal, nor a slip from a withdrawal.
 func TestSealedFramesHaveEqualLength(t *testing.T) {
 	s := newTestSealer(t)
+	challenge := randomBytes(t, ChallengeLen)
 	msgs := []string{
 		`{"type":"slip","choice":"consent","round":3}`,
 		`{"type":"slip","choice":"refuse","round":3}`,
+		`{"type":"slip","choice":"none","round":3}`,
 		`{"type":"slip","choice":"consent","round":100000}`,
 		`{"type":"leave"}`,
 	}
-	// 24 + 43 + 11 + 16 + 9 + 150 + 2: the JSON around base64url of 32, 12
-	// and 112 bytes. seal.js writes the same text.
-	const want = 255
+	// 24 + 9 + 43 + 11 + 16 + 9 + 150 + 2: the JSON around seq 12 and
+	// base64url of 32, 12 and 112 bytes. seal.js writes the same text.
+	const want = 264
 	for _, m := range msgs {
 		for i := 0; i < 20; i++ {
-			if got := len(sealedFrameFor(t, s.PublicKey(), m)); got != want {
-				t.Fatalf("len(sealed %s) = %d; want %d like every other sealed frame", m, got, want)
+			if frame, _ := sealFor(t, s.PublicKey(), m, challenge, 12); len(frame) != want {
+				t.Fatalf("len(sealed %s) = %d; want %d like every other sealed frame", m, len(frame), want)
 			}
 		}
 	}
@@ -386,39 +508,42 @@ func TestSealedFramesHaveEqualLength(t *testing.T) {
 func FuzzOpenSealed(f *testing.F) {
 	seed := bytes.Repeat([]byte{7}, 32)
 	s := NewSealer(seed)
-	for _, msg := range []string{
+	challenge := bytes.Repeat([]byte{9}, ChallengeLen)
+	for i, msg := range []string{
 		`{"type":"slip","choice":"consent","round":3}`,
 		`{"type":"slip","choice":"refuse","round":3}`,
+		`{"type":"hello","join":"AAAAAAAAAAAAAAAAAAAAAA","device":"` + strings.Repeat("d", 128) + `"}`,
 		``,
 	} {
-		f.Add([]byte(sealedFrameFor(f, s.PublicKey(), msg)))
+		frame, _ := sealFor(f, s.PublicKey(), msg, challenge, uint32(i))
+		f.Add([]byte(frame))
 	}
-	f.Add([]byte(`{"type":"sealed","epk":"","nonce":"","box":""}`))
-	f.Add([]byte(`{"type":"sealed","epk":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","nonce":"AAAAAAAAAAAAAAAA","box":""}`))
+	f.Add([]byte(`{"type":"sealed","seq":0,"epk":"","nonce":"","box":""}`))
+	f.Add([]byte(`{"type":"sealed","seq":1,"epk":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","nonce":"AAAAAAAAAAAAAAAA","box":""}`))
 	f.Add([]byte(`{"type":"slip","choice":"consent"}`))
 	f.Add([]byte(`{"type":"sealed"}{"type":"sealed"}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		msg, err := s.OpenFrame(frame)
+		o, err := s.OpenFrame(frame, challenge)
 		if err != nil {
 			if !errors.Is(err, ErrSealBroken) {
 				t.Fatalf("OpenFrame error %v does not wrap ErrSealBroken", err)
 			}
-			if msg != nil {
-				t.Fatalf("OpenFrame returned %q with error %v", msg, err)
+			if o.Msg != nil || o.reply != nil {
+				t.Fatalf("OpenFrame returned %q with error %v", o.Msg, err)
 			}
 			return
 		}
-		if len(msg) > SealedPlaintextLen {
-			t.Fatalf("OpenFrame returned %d bytes; want at most %d", len(msg), SealedPlaintextLen)
+		if len(o.Msg) > SealedLengths[len(SealedLengths)-1] {
+			t.Fatalf("OpenFrame returned %d bytes; want at most %d", len(o.Msg), SealedLengths[len(SealedLengths)-1])
 		}
-		epk, nonce, box, err := ParseSealed(frame)
-		if err != nil {
-			t.Fatalf("ParseSealed fails on a frame OpenFrame accepted: %v", err)
+		seq, epk, nonce, box, err := ParseSealed(frame)
+		if err != nil || seq != o.Seq {
+			t.Fatalf("ParseSealed = seq %d, %v on a frame OpenFrame accepted as seq %d", seq, err, o.Seq)
 		}
-		again, err := s.Open(epk, nonce, box)
-		if err != nil || !bytes.Equal(again, msg) {
-			t.Fatalf("Open = %q, %v; want %q as from OpenFrame", again, err, msg)
+		again, err := s.Open(epk, nonce, box, SealContext(challenge, seq))
+		if err != nil || !bytes.Equal(again.Msg, o.Msg) {
+			t.Fatalf("Open = %q, %v; want %q as from OpenFrame", again.Msg, err, o.Msg)
 		}
 	})
 }

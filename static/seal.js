@@ -11,9 +11,14 @@
  * Construction (mirrored by kiosk/seal.go):
  *   shared = X25519(ephemeral secret, kiosk public)      RFC 7748
  *   key    = HChaCha20(shared, 16 zero bytes)            draft-irtf-cfrg-xchacha
+ *   reply  = HChaCha20(shared, "kiosk-seal-reply")
+ *   aad    = epk || kiosk public || challenge || seq (4 bytes, big-endian)
  *   box    = ChaCha20-Poly1305(key, random 12-byte nonce,
- *                              plaintext padded with spaces to 96 bytes,
- *                              AAD = epk || kiosk public)  RFC 8439
+ *                              plaintext padded with spaces to 96 or 256
+ *                              bytes, aad)                 RFC 8439
+ * The kiosk's answer is sealed under reply with the same aad. The challenge
+ * is the connection's, sent by the kiosk in its first message, and seq rises
+ * with every frame, so a captured frame cannot be played again.
  *
  * Field arithmetic follows the TweetNaCl layout: an element of GF(2^255-19)
  * is 16 limbs of 16 bits held in a Float64Array, so that every product and
@@ -22,9 +27,12 @@
 (function (global) {
   'use strict';
 
-  // Every sealed plaintext is exactly this long, so a consent and a refusal
-  // make frames of the same size on the wire.
-  var PADDED_LENGTH = 96;
+  // Every sealed plaintext is padded to one of these lengths: slips fit the
+  // first, so a consent and a refusal make frames of the same size on the
+  // wire; a hello, with its device secret, needs the second. Answers from
+  // the kiosk are always REPLY_LENGTH.
+  var PADDED_LENGTH = 96, LONG_LENGTH = 256, REPLY_LENGTH = 256;
+  var REPLY_INFO = [107, 105, 111, 115, 107, 45, 115, 101, 97, 108, 45, 114, 101, 112, 108, 121]; // "kiosk-seal-reply"
 
   // ---- GF(2^255-19) ------------------------------------------------------
 
@@ -497,16 +505,35 @@
 
   // ---- the seal -----------------------------------------------------------
 
+  // sealContext is what binds a frame to its connection and place in it:
+  // the kiosk's challenge (16 bytes, or base64url) and the frame's seq.
+  function sealContext(challenge, seq) {
+    var c = bytesOf(challenge, 16, 'challenge'), out = new Uint8Array(20);
+    out.set(c, 0);
+    store32be(out, 16, seq);
+    return out;
+  }
+
+  function store32be(b, off, n) {
+    b[off] = (n >>> 24) & 0xff;
+    b[off + 1] = (n >>> 16) & 0xff;
+    b[off + 2] = (n >>> 8) & 0xff;
+    b[off + 3] = n & 0xff;
+  }
+
   // sealWith is seal with the ephemeral secret and nonce supplied, so tests
-  // can pin them; pages call seal.
-  function sealWith(kioskPublicKey, plaintext, ephemeralSecret, nonce) {
+  // can pin them; pages call sealFrame. context (optional) is sealContext's
+  // result. Besides the three wire fields it returns, under names starting
+  // with "_", the key and AAD that open the kiosk's answer.
+  function sealWith(kioskPublicKey, plaintext, ephemeralSecret, nonce, context) {
     var kpub = bytesOf(kioskPublicKey, 32, 'kiosk public key');
     var msg = typeof plaintext === 'string' ? utf8(plaintext) : plaintext;
-    if (msg.length > PADDED_LENGTH) {
-      throw new Error('seal: message longer than ' + PADDED_LENGTH + ' bytes');
+    var size = msg.length <= PADDED_LENGTH ? PADDED_LENGTH : LONG_LENGTH;
+    if (msg.length > size) {
+      throw new Error('seal: message longer than ' + LONG_LENGTH + ' bytes');
     }
-    var padded = new Uint8Array(PADDED_LENGTH), i;
-    for (i = 0; i < PADDED_LENGTH; i++) padded[i] = 0x20;
+    var padded = new Uint8Array(size), i;
+    for (i = 0; i < size; i++) padded[i] = 0x20;
     padded.set(msg, 0);
 
     var epk = x25519Base(ephemeralSecret);
@@ -516,35 +543,65 @@
       throw new Error('seal: kiosk public key is not usable');
     }
     var key = hchacha20(shared, new Uint8Array(16));
-    var aad = new Uint8Array(64);
+    var reply = hchacha20(shared, new Uint8Array(REPLY_INFO));
+    var ctx = context || new Uint8Array(0);
+    var aad = new Uint8Array(64 + ctx.length);
     aad.set(epk, 0);
     aad.set(kpub, 32);
+    aad.set(ctx, 64);
     var box = aeadSeal(key, nonce, padded, aad);
     wipe(shared);
     wipe(key);
     wipe(padded);
-    return { epk: toBase64url(epk), nonce: toBase64url(nonce), box: toBase64url(box) };
+    return { epk: toBase64url(epk), nonce: toBase64url(nonce), box: toBase64url(box), _reply: reply, _aad: aad };
   }
 
-  // seal encrypts plaintext (a string of at most 96 UTF-8 bytes) to the
-  // kiosk's public key (32 bytes, or base64url) and returns the three fields
-  // of a sealed frame as base64url strings.
-  function seal(kioskPublicKey, plaintext) {
+  // seal encrypts plaintext (a string of at most 256 UTF-8 bytes) to the
+  // kiosk's public key (32 bytes, or base64url) and returns sealWith's
+  // result.
+  function seal(kioskPublicKey, plaintext, context) {
     var secret = randomBytes(32);
     try {
-      return sealWith(kioskPublicKey, plaintext, secret, randomBytes(12));
+      return sealWith(kioskPublicKey, plaintext, secret, randomBytes(12), context);
     } finally {
       wipe(secret);
     }
   }
 
-  // sealFrame returns the JSON text of a {"type":"sealed",...} frame that
-  // carries message (an object, or JSON text).
-  function sealFrame(kioskPublicKey, message) {
+  // sealFrame seals message (an object, or JSON text) as frame seq of the
+  // connection whose challenge the kiosk sent. It returns the frame's JSON
+  // text and open, which returns the text of the kiosk's sealed answer to
+  // this frame (given as the parsed object), or null if it does not open.
+  function sealFrame(kioskPublicKey, message, challenge, seq) {
     var text = typeof message === 'string' ? message : JSON.stringify(message);
-    var s = seal(kioskPublicKey, text);
-    return '{"type":"sealed","epk":"' + s.epk + '","nonce":"' + s.nonce +
-      '","box":"' + s.box + '"}';
+    var s = seal(kioskPublicKey, text, sealContext(challenge, seq));
+    return {
+      text: '{"type":"sealed","seq":' + seq + ',"epk":"' + s.epk + '","nonce":"' + s.nonce +
+        '","box":"' + s.box + '"}',
+      open: function (answer) { return openReply(s._reply, s._aad, answer); }
+    };
+  }
+
+  // openReply opens the kiosk's answer {seq, nonce, box} with the key and
+  // AAD of the frame it answers.
+  function openReply(replyKey, aad, answer) {
+    var nonce, box, msg, s = '', i;
+    try {
+      nonce = bytesOf(answer.nonce, 12, 'nonce');
+      box = fromBase64url(answer.box);
+    } catch (e) {
+      return null;
+    }
+    if (box.length !== REPLY_LENGTH + 16) return null;
+    msg = aeadOpen(replyKey, nonce, box, aad);
+    if (msg === null) return null;
+    for (i = 0; i < msg.length; i++) s += String.fromCharCode(msg[i]);
+    try {
+      s = decodeURIComponent(escape(s)); // UTF-8 bytes to a string, ES5-style
+    } catch (e) {
+      return null;
+    }
+    return s.replace(/ +$/, '');
   }
 
   // selfTest runs one known answer per primitive and returns true, or throws.
@@ -585,7 +642,11 @@
 
   global.KioskSeal = {
     PADDED_LENGTH: PADDED_LENGTH,
+    LONG_LENGTH: LONG_LENGTH,
+    REPLY_LENGTH: REPLY_LENGTH,
     seal: seal,
+    sealContext: sealContext,
+    openReply: openReply,
     sealFrame: sealFrame,
     sealWith: sealWith,
     selfTest: selfTest,
