@@ -117,10 +117,10 @@ func TestBadFlags(t *testing.T) {
 }
 
 func TestDefaultPublicURL(t *testing.T) {
-	if got := defaultPublicURL(&net.TCPAddr{Port: 8080}, "127.0.0.1:8080"); got != "http://127.0.0.1:8080" {
+	if got := defaultPublicURL("http", &net.TCPAddr{Port: 8080}, "127.0.0.1:8080"); got != "http://127.0.0.1:8080" {
 		t.Errorf("explicit host: %s", got)
 	}
-	got := defaultPublicURL(&net.TCPAddr{Port: 9000}, ":9000")
+	got := defaultPublicURL("http", &net.TCPAddr{Port: 9000}, ":9000")
 	if !strings.HasPrefix(got, "http://") || !strings.HasSuffix(got, ":9000") || strings.Contains(got, "0.0.0.0") {
 		t.Errorf("unspecified host: %s; want the LAN address and port 9000", got)
 	}
