@@ -415,3 +415,64 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("the kiosk's log does not say storage failed:\n%s", p.logs.String())
 	}
 }
+
+// TestSecrecyAfterLecture plays a lecture against the real binary with
+// request logging on, then reads every byte the kiosk left behind: the
+// database, its WAL and shared-memory files, and the logs. None may hold a
+// device secret, a client's address or port, or a user agent.
+func TestSecrecyAfterLecture(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "kiosk.db")
+	p := startProc(t, db)
+	p.api("POST", "/api/round", `{"purpose":"Lecture video","notice":"Voice and slides."}`)
+	p.api("POST", "/api/headcount", `{"headcount":3}`)
+	join := p.joinToken()
+	const agent = "SecrecyTestPhone/1.0 (distinctive)"
+	var forbidden []string
+	for i, choice := range []string{"consent", "refuse", "consent"} {
+		device := fmt.Sprintf("secret-device-%d-%016x", i, rand.Uint64())
+		h := http.Header{"Origin": {p.base}, "User-Agent": {agent}}
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(p.base, "http")+"/ws", h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		w := &wsPhone{conn: conn, device: device}
+		if kind, _, err := w.hello(join); err != nil || kind != "ack" {
+			t.Fatalf("hello: %s %v", kind, err)
+		}
+		for _, c := range []string{"refuse", choice} {
+			if kind, _, err := w.slip(c); err != nil || kind != "ack" {
+				t.Fatalf("slip: %s %v", kind, err)
+			}
+		}
+		_, port, _ := strings.Cut(conn.LocalAddr().String(), ":")
+		forbidden = append(forbidden, device, ":"+port)
+	}
+	forbidden = append(forbidden, agent, "SecrecyTestPhone")
+	// The unlock answer names the outcome, never the split.
+	p.api("GET", "/api/unlock", "")
+	p.api("GET", "/api/state", "")
+	p.kill() // as at the end of a lecture, without a chance to tidy up
+
+	files := map[string]string{"logs": p.logs.String()}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if b, err := os.ReadFile(db + suffix); err == nil {
+			files["kiosk.db"+suffix] = string(b)
+		}
+	}
+	if len(files["kiosk.db-wal"]) == 0 {
+		t.Fatal("no WAL left behind; the test reads nothing of what was in flight")
+	}
+	for name, b := range files {
+		for _, s := range forbidden {
+			if strings.Contains(b, s) {
+				t.Errorf("%s holds %q", name, s)
+			}
+		}
+	}
+	for _, s := range []string{"choice", "refus", "consents"} {
+		if strings.Contains(files["logs"], s) {
+			t.Errorf("the logs mention %q:\n%s", s, files["logs"])
+		}
+	}
+}

@@ -335,7 +335,8 @@ func (o *overlay) counts() Counts {
 }
 
 // apply validates one phone change and writes it in tx. A domain error
-// concerns that change only; any other error fails the transaction.
+// concerns that change only; any other error fails the transaction. With a
+// nil tx it is a dry run that changes only the overlay.
 func (o *overlay) apply(ctx context.Context, tx *sql.Tx, r *request) (Slip, error) {
 	round := o.mem.round.ID
 	if o.mem.closed {
@@ -349,7 +350,7 @@ func (o *overlay) apply(ctx context.Context, tx *sql.Tx, r *request) (Slip, erro
 		if !r.fresh {
 			return Slip{}, ErrUnknownPhone
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO phones (device) VALUES (?)`, r.device[:]); err != nil {
+		if err := exec(ctx, tx, `INSERT OR IGNORE INTO phones (device) VALUES (?)`, r.device[:]); err != nil {
 			return Slip{}, err
 		}
 		o.phones[r.device] = true
@@ -370,7 +371,7 @@ func (o *overlay) apply(ctx context.Context, tx *sql.Tx, r *request) (Slip, erro
 		if err := o.setSlip(ctx, tx, r.device, ChoiceNone); err != nil {
 			return Slip{}, err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM phones WHERE device = ?`, r.device[:]); err != nil {
+		if err := exec(ctx, tx, `DELETE FROM phones WHERE device = ?`, r.device[:]); err != nil {
 			return Slip{}, err
 		}
 		o.phones[r.device] = false
@@ -387,9 +388,9 @@ func (o *overlay) setSlip(ctx context.Context, tx *sql.Tx, d DeviceID, c Choice)
 	}
 	var err error
 	if c == ChoiceNone {
-		_, err = tx.ExecContext(ctx, `DELETE FROM slips WHERE device = ?`, d[:])
+		err = exec(ctx, tx, `DELETE FROM slips WHERE device = ?`, d[:])
 	} else {
-		_, err = tx.ExecContext(ctx, `INSERT INTO slips (device, choice) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET choice = excluded.choice`, d[:], c)
+		err = exec(ctx, tx, `INSERT INTO slips (device, choice) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET choice = excluded.choice`, d[:], c)
 	}
 	if err != nil {
 		return err
@@ -398,6 +399,15 @@ func (o *overlay) setSlip(ctx context.Context, tx *sql.Tx, d DeviceID, c Choice)
 	o.tallyChoice(c, +1)
 	o.slips[d] = c
 	return nil
+}
+
+// exec runs q in tx; with a nil tx (a dry run) it does nothing.
+func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+	if tx == nil {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, q, args...)
+	return err
 }
 
 func (o *overlay) tallyChoice(c Choice, delta int) {
@@ -461,20 +471,8 @@ func (s *Store) runPhones(batch []*request) {
 	}
 }
 
-// commitPhones applies batch in one transaction. It returns false, having
-// changed nothing, when storage failed.
-func (s *Store) commitPhones(batch []*request) ([]result, bool) {
-	ctx := context.Background()
-	if s.mem.fault {
-		return nil, false
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		s.storageFailed(err)
-		return nil, false
-	}
-	defer tx.Rollback()
-	o := &overlay{
+func (s *Store) newOverlay() *overlay {
+	return &overlay{
 		mem:      &s.mem,
 		phones:   map[DeviceID]bool{},
 		slips:    map[DeviceID]Choice{},
@@ -482,6 +480,33 @@ func (s *Store) commitPhones(batch []*request) ([]result, bool) {
 		refusals: s.mem.refusals,
 		issued:   len(s.mem.phones),
 	}
+}
+
+// commitPhones applies batch in one transaction. It returns false, having
+// changed nothing, when storage failed.
+func (s *Store) commitPhones(batch []*request) ([]result, bool) {
+	ctx := context.Background()
+	if s.mem.fault {
+		return nil, false
+	}
+	// Locking never waits on the disk, and BEGIN itself may wait on a file
+	// another process holds: if the batch would lock, say so before it.
+	if s.State().Unlocked {
+		dry := s.newOverlay()
+		for _, r := range batch {
+			dry.apply(ctx, nil, r)
+		}
+		if pending := dry.counts(); !Decide(pending).Unlocked {
+			s.publishCounts(pending, dry.consents+dry.refusals, dry.issued)
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		s.storageFailed(err)
+		return nil, false
+	}
+	defer tx.Rollback()
+	o := s.newOverlay()
 	results := make([]result, len(batch))
 	for i, r := range batch {
 		slip, err := o.apply(ctx, tx, r)
