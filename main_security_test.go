@@ -183,4 +183,3 @@ func waitBanner(t *testing.T, out *syncBuffer, done <-chan error) string {
 		}
 	}
 }
-
