@@ -30,6 +30,9 @@ type connLimits struct {
 	// helloWait: a connection that has not joined by then is not a phone
 	// page, and is closed; failed hellos do not extend it.
 	helloWait time.Duration
+	// msgRate and msgBurst limit each connection's messages.
+	msgRate  rate.Limit
+	msgBurst int
 }
 
 var defaultLimits = connLimits{
@@ -37,6 +40,10 @@ var defaultLimits = connLimits{
 	pongWait:   60 * time.Second,
 	pingPeriod: 54 * time.Second,
 	helloWait:  20 * time.Second,
+	// A phone taps a button now and then; 5 messages a second with a burst
+	// of 20 is generous for a person and stops a script from flooding.
+	msgRate:  5,
+	msgBurst: 20,
 }
 
 const (
@@ -48,10 +55,6 @@ const (
 	sendQueue = 16
 	// storeWait bounds how long a phone's message waits for the disk.
 	storeWait = 15 * time.Second
-	// A phone taps a button now and then; 5 messages a second with a burst
-	// of 20 is generous for a person and stops a script from flooding.
-	msgRate  = 5
-	msgBurst = 20
 	// New phones may join at 50 a second after a burst of a full hall, so
 	// that many connections together cannot register phones without bound
 	// while a real hall scanning at once is never held back.

@@ -149,11 +149,11 @@ func TestPerConnectionRateLimit(t *testing.T) {
 	k.setHeadcount(1)
 	p := k.newPhone("a", k.joinToken())
 	limited := 0
-	for i := range msgBurst + 10 {
+	for i := range defaultLimits.msgBurst + 10 {
 		p.send(map[string]string{"type": "slip", "choice": []string{"consent", "refuse"}[i%2]})
 	}
 	p.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for n := 0; n < msgBurst+10; {
+	for n := 0; n < defaultLimits.msgBurst+10; {
 		var m map[string]any
 		if err := p.conn.ReadJSON(&m); err != nil {
 			t.Fatal(err)
@@ -170,7 +170,7 @@ func TestPerConnectionRateLimit(t *testing.T) {
 		}
 	}
 	if limited == 0 {
-		t.Errorf("%d messages at once were all taken; want some rate-limited", msgBurst+10)
+		t.Errorf("%d messages at once were all taken; want some rate-limited", defaultLimits.msgBurst+10)
 	}
 }
 

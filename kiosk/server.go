@@ -217,7 +217,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		send:      make(chan []byte, sendQueue),
 		tallyWake: make(chan struct{}, 1),
 		done:      make(chan struct{}),
-		limiter:   rate.NewLimiter(msgRate, msgBurst),
+		limiter:   rate.NewLimiter(s.limits.msgRate, s.limits.msgBurst),
 		challenge: make([]byte, ChallengeLen),
 	}
 	rand.Read(c.challenge)
