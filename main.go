@@ -106,6 +106,15 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		}
 	}
 
+	// Each phone holds one connection; the database, listener and runtime
+	// need a few dozen more.
+	const filesPerKiosk = 64
+	if limit, err := kiosk.RaiseFileLimit(uint64(o.maxPhones) + filesPerKiosk); limit < uint64(o.maxPhones)+filesPerKiosk {
+		phones := max(int(limit)-filesPerKiosk, 0)
+		log.Warn("the system's open-file limit caps how many phones can connect", "limit", limit, "phones", phones, "err", err)
+		o.maxPhones = max(phones, 1)
+	}
+
 	store, err := tally.Open(ctx, o.data, tally.Options{})
 	if err != nil {
 		return err
