@@ -310,7 +310,7 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 	defer tick.Stop()
 	for {
 		res.Goroutines.End, res.OpenFiles.End = runtimeFigures(ctx, c, t)
-		if res.Goroutines.End <= res.Goroutines.Start && res.OpenFiles.End <= res.OpenFiles.Start {
+		if backToStart(res.Goroutines) && backToStart(res.OpenFiles) {
 			res.Returned = true
 			break
 		}
@@ -331,6 +331,17 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 	}
 	res.Elapsed = ms(time.Since(begin))
 	return res, nil
+}
+
+// backToStart says whether g ended at or below where it started. A figure
+// unknown from the start (-1) cannot be judged and does not count against;
+// one that became unknown does, since a server that stopped answering has
+// not shown that it let go.
+func backToStart(g gauge) bool {
+	if g.Start < 0 {
+		return true
+	}
+	return g.End >= 0 && g.End <= g.Start
 }
 
 // percentile returns the nearest-rank p-th percentile of sorted.

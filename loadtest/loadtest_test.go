@@ -112,6 +112,23 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+func TestBackToStart(t *testing.T) {
+	for _, tc := range []struct {
+		g    gauge
+		want bool
+	}{
+		{gauge{Start: 10, Peak: 1010, End: 10}, true},
+		{gauge{Start: 10, Peak: 1010, End: 8}, true},
+		{gauge{Start: 10, Peak: 1010, End: 11}, false},
+		{gauge{Start: 10, Peak: 1010, End: -1}, false},
+		{gauge{Start: -1, Peak: -1, End: -1}, true},
+	} {
+		if got := backToStart(tc.g); got != tc.want {
+			t.Errorf("backToStart(%+v) = %v; want %v", tc.g, got, tc.want)
+		}
+	}
+}
+
 func TestTargetsFor(t *testing.T) {
 	for _, tc := range []struct{ n, hall int }{{20, 1000}, {1000, 1000}, {1001, 5000}, {5000, 5000}} {
 		if got := targetsFor(tc.n).Hall; got != tc.hall {
