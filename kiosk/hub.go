@@ -1,0 +1,151 @@
+package kiosk
+
+import (
+	"encoding/json"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/consent-kiosk/kiosk/tally"
+)
+
+// tallyEvery is the most often phones hear a changed count. Slips arriving
+// in a burst from a full hall would otherwise make every phone hear every
+// slip: N² messages. A change of lock state or round is sent at once.
+const tallyEvery = 150 * time.Millisecond
+
+// hub owns the set of connected phones and tells them about changes.
+type hub struct {
+	store *tally.Store
+	log   *slog.Logger
+
+	register   chan *client
+	unregister chan *client
+	stopping   chan struct{} // closed when the kiosk shuts down
+	done       chan struct{} // closed when run has returned
+
+	// tally is the latest tally frame, encoded once for all phones; a phone
+	// that is behind skips straight to the newest.
+	tally atomic.Pointer[websocket.PreparedMessage]
+	// connected counts open phone connections, for the connection cap.
+	connected atomic.Int64
+}
+
+func newHub(store *tally.Store, log *slog.Logger) *hub {
+	return &hub{
+		store:      store,
+		log:        log,
+		register:   make(chan *client),
+		unregister: make(chan *client),
+		stopping:   make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+}
+
+// tallyMessage is the kiosk → phone "tally" message. It carries only what
+// the projector shows: never the split of consents and refusals (R7).
+type tallyMessage struct {
+	Type      string `json:"type"`
+	Received  int    `json:"received"`
+	Headcount int    `json:"headcount"`
+	Unlocked  bool   `json:"unlocked"`
+	Reason    string `json:"reason,omitempty"`
+	Round     int64  `json:"round"`
+}
+
+func newTallyMessage(st tally.State) tallyMessage {
+	return tallyMessage{Type: msgTally, Received: st.Received, Headcount: st.Headcount,
+		Unlocked: st.Unlocked, Reason: string(st.Reason), Round: st.Round.ID}
+}
+
+// roundMessage is the kiosk → phone "round" message: what the phone is asked
+// to consent to (R3, R4). Phones get it after hello and whenever it changes.
+type roundMessage struct {
+	Type       string `json:"type"`
+	Round      int64  `json:"round"`
+	Purpose    string `json:"purpose"`
+	Notice     string `json:"notice"`
+	NoticeHash string `json:"notice_hash"`
+	Closed     bool   `json:"closed"`
+}
+
+func newRoundMessage(st tally.State) []byte {
+	b, _ := json.Marshal(roundMessage{Type: msgRound, Round: st.Round.ID, Purpose: st.Round.Purpose,
+		Notice: st.Round.Notice, NoticeHash: st.Round.NoticeHash, Closed: st.Closed})
+	return b
+}
+
+// run is the only goroutine that touches the client set. It returns once
+// stop is called.
+func (h *hub) run() {
+	defer close(h.done)
+	clients := map[*client]struct{}{}
+	st, changed := h.store.Changed()
+	h.setTally(st)
+	sent := st
+	var due <-chan time.Time
+	for {
+		select {
+		case c := <-h.register:
+			clients[c] = struct{}{}
+		case c := <-h.unregister:
+			delete(clients, c)
+		case <-changed:
+			st, changed = h.store.Changed()
+			if st.Unlocked != sent.Unlocked || st.Round != sent.Round || st.Closed != sent.Closed {
+				due = nil
+				h.broadcast(clients, st, sent)
+				sent = st
+			} else if due == nil {
+				due = time.After(tallyEvery)
+			}
+		case <-due:
+			due = nil
+			h.broadcast(clients, st, sent)
+			sent = st
+		case <-h.stopping:
+			return // each writer sends its phone a close frame
+		}
+	}
+}
+
+func (h *hub) setTally(st tally.State) {
+	b, _ := json.Marshal(newTallyMessage(st))
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+	if err != nil {
+		h.log.Error("prepare tally", "err", err)
+		return
+	}
+	h.tally.Store(pm)
+}
+
+// broadcast tells every joined phone the new tally, and the new round if
+// it changed since prev.
+func (h *hub) broadcast(clients map[*client]struct{}, st, prev tally.State) {
+	h.setTally(st)
+	var round []byte
+	if st.Round != prev.Round || st.Closed != prev.Closed {
+		round = newRoundMessage(st)
+	}
+	for c := range clients {
+		if !c.joined.Load() {
+			continue
+		}
+		if round != nil {
+			c.queue(round)
+		}
+		c.wakeTally()
+	}
+}
+
+// stop closes every phone connection and waits for run to return.
+func (h *hub) stop() {
+	select {
+	case <-h.stopping:
+	default:
+		close(h.stopping)
+	}
+	<-h.done
+}

@@ -1,0 +1,221 @@
+// Package kiosk is the kiosk's face to the room: the HTTP API for the
+// lecturer and recorders, the websocket for phones, the QR code, and the
+// embedded pages. The rules themselves live in package tally.
+package kiosk
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/consent-kiosk/kiosk/static"
+	"github.com/consent-kiosk/kiosk/tally"
+)
+
+const (
+	// maxBody: no lecturer request is near this; larger bodies are refused
+	// before they are read (contract).
+	maxBody = 64 << 10
+	// maxWait caps a long-poll, so that proxies and the server's own write
+	// timeout never cut an answer off.
+	maxWait = 60 * time.Second
+	// DefaultMaxPhones is the default cap on phone connections: five times
+	// the largest hall, still well within one laptop's file descriptors.
+	DefaultMaxPhones = 5000
+)
+
+// Config is what a Server needs.
+type Config struct {
+	Store      *tally.Store
+	AdminToken string
+	// PublicURL is the base URL phones reach the kiosk at; it goes into the
+	// QR code. No trailing slash.
+	PublicURL string
+	// MaxPhones caps concurrent phone connections; 0 means DefaultMaxPhones.
+	MaxPhones int
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// Server serves the kiosk. Create it with New, serve Handler, and call Close
+// after the HTTP server has shut down.
+type Server struct {
+	store      *tally.Store
+	log        *slog.Logger
+	auth       lecturerAuth
+	join       joinTokens
+	hub        *hub
+	publicURL  string
+	publicHost string
+	maxPhones  int
+	upgrader   websocket.Upgrader
+	handler    http.Handler
+
+	ctx    context.Context // ends at Close; bounds work started by phones
+	cancel context.CancelFunc
+
+	qrMu    sync.Mutex
+	qrFor   string
+	qrImage []byte
+}
+
+// New returns a Server and starts its websocket hub.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxPhones == 0 {
+		cfg.MaxPhones = DefaultMaxPhones
+	}
+	s := &Server{
+		store:     cfg.Store,
+		log:       cfg.Logger,
+		auth:      newLecturerAuth(cfg.AdminToken),
+		join:      joinTokens{key: cfg.Store.Key("join-token"), now: cfg.Now},
+		hub:       newHub(cfg.Store, cfg.Logger),
+		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
+		maxPhones: cfg.MaxPhones,
+	}
+	if u, err := url.Parse(s.publicURL); err == nil {
+		s.publicHost = u.Host
+	}
+	s.upgrader = websocket.Upgrader{
+		// Phone messages are tiny; small buffers keep a full hall's memory
+		// low, and a shared pool means idle phones hold no write buffer.
+		ReadBufferSize:   1024,
+		WriteBufferSize:  1024,
+		WriteBufferPool:  &sync.Pool{},
+		HandshakeTimeout: 10 * time.Second,
+		CheckOrigin:      func(r *http.Request) bool { return sameOrigin(r, s.publicHost) },
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			writeJSON(w, status, map[string]string{"error": "websocket", "message": reason.Error()})
+		},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.handler = s.routes()
+	go s.hub.run()
+	return s
+}
+
+// Handler returns the kiosk's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close tells every phone the kiosk is stopping and closes their
+// connections. http.Server.Shutdown does not close hijacked connections, so
+// call Close after it.
+func (s *Server) Close() {
+	s.cancel()
+	s.hub.stop()
+}
+
+// routes lists every route the kiosk serves.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	pages, _ := fs.Sub(static.Files, ".")
+	assets := http.FileServerFS(pages)
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+
+	// Recorders: no token needed; the answer says nothing a phone could not see.
+	mux.HandleFunc("GET /api/unlock", s.handleUnlock)
+	mux.HandleFunc("GET /api/unlock/events", s.handleUnlockEvents)
+
+	// Lecturer.
+	mux.HandleFunc("GET /lecturer", s.handleLecturerLogin)
+	mux.Handle("GET /api/state", s.lecturer(s.handleState))
+	mux.Handle("POST /api/headcount", s.lecturer(s.handleHeadcount))
+	mux.Handle("POST /api/round", s.lecturer(s.handleRound))
+	mux.Handle("POST /api/close", s.lecturer(s.handleClose))
+	mux.Handle("GET /api/join", s.lecturer(s.handleJoin))
+	mux.Handle("GET /api/runtime", s.lecturer(s.handleRuntime))
+	mux.Handle("GET /qr.png", s.lecturer(s.handleQR))
+
+	// Pages and phones.
+	mux.HandleFunc("GET /{$}", s.servePage("projector.html"))
+	mux.HandleFunc("GET /j/{token}", s.servePage("phone.html"))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", assets))
+	mux.HandleFunc("GET /ws", s.handleWS)
+
+	return s.securityHeaders(mux)
+}
+
+// lecturer wraps a handler that needs the lecturer token. Requests that
+// change state must also come from the kiosk's own pages (CSRF).
+func (s *Server) lecturer(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.auth.authorized(r) {
+			writeError(w, r, s.log, errUnauthorized)
+			return
+		}
+		if r.Method != http.MethodGet && !sameOrigin(r, s.publicHost) {
+			writeError(w, r, s.log, errForbidden)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h(w, r)
+	})
+}
+
+// securityHeaders sets the headers every answer carries: the pages load
+// nothing from anywhere but the kiosk, cannot be framed, and leak no
+// referrer (the lecturer URL carries the token).
+func (s *Server) securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; connect-src 'self' ws://"+r.Host+" wss://"+r.Host+
+			"; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) servePage(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.ServeFileFS(w, r, static.Files, name)
+	}
+}
+
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	if s.hub.connected.Add(1) > int64(s.maxPhones) {
+		s.hub.connected.Add(-1)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "full", "message": "the kiosk has as many phones as it can take"})
+		return
+	}
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.hub.connected.Add(-1)
+		return // the upgrader has answered
+	}
+	c := &client{
+		hub:       s.hub,
+		srv:       s,
+		conn:      conn,
+		send:      make(chan []byte, sendQueue),
+		tallyWake: make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		limiter:   rate.NewLimiter(msgRate, msgBurst),
+	}
+	select {
+	case s.hub.register <- c:
+	case <-s.hub.stopping:
+		s.hub.connected.Add(-1)
+		conn.Close()
+		return
+	}
+	go c.writeLoop()
+	go c.readLoop(s.ctx)
+}

@@ -1,0 +1,297 @@
+// Command consent-kiosk lets a lecturer record a class only while every
+// person in the room has consented, anonymously, from their phone.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/consent-kiosk/kiosk/kiosk"
+	"github.com/consent-kiosk/kiosk/tally"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Getenv); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "consent-kiosk:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	addr       string
+	data       string
+	adminToken string
+	publicURL  string
+	maxPhones  int
+	verbose    bool
+	hooks      kiosk.Hooks
+}
+
+func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("consent-kiosk", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.addr, "addr", ":8080", "listen address `HOST:PORT`")
+	fs.StringVar(&o.data, "data", "", "SQLite database `PATH` (default: kiosk.db in the user's config directory)")
+	fs.StringVar(&o.adminToken, "admin-token", getenv("KIOSK_ADMIN_TOKEN"), "lecturer `TOKEN` (also KIOSK_ADMIN_TOKEN; default: a random one)")
+	fs.StringVar(&o.publicURL, "public-url", "", "base `URL` put in the QR code (default: http://LAN-ADDRESS:PORT)")
+	fs.IntVar(&o.maxPhones, "max-phones", kiosk.DefaultMaxPhones, "most phone connections at once")
+	fs.StringVar(&o.hooks.OnUnlock, "on-unlock", "", "`COMMAND` run when the kiosk unlocks (interrupted when it locks again)")
+	fs.StringVar(&o.hooks.OnLock, "on-lock", "", "`COMMAND` run when the kiosk locks, and at start while locked")
+	fs.BoolVar(&o.hooks.Shell, "hook-shell", false, "run -on-unlock and -on-lock through sh -c (cmd /C on Windows) instead of splitting on spaces")
+	fs.DurationVar(&o.hooks.Timeout, "hook-timeout", 30*time.Second, "longest a hook may run")
+	fs.BoolVar(&o.verbose, "v", false, "log every request (method, path, status; never addresses)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.publicURL != "" {
+		u, err := urlBase(o.publicURL)
+		if err != nil {
+			return o, err
+		}
+		o.publicURL = u
+	}
+	if o.hooks.Timeout <= 0 {
+		return o, fmt.Errorf("-hook-timeout must be positive")
+	}
+	if o.maxPhones < 1 {
+		return o, fmt.Errorf("-max-phones must be at least 1")
+	}
+	return o, nil
+}
+
+// run starts the kiosk and serves until ctx is done.
+func run(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	o, err := parseFlags(args, os.Stderr, getenv)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	if o.adminToken == "" {
+		o.adminToken = randomToken()
+	} else if len(o.adminToken) < 16 {
+		log.Warn("the lecturer token is short; anyone on the network who guesses it controls the kiosk", "min_recommended", 16)
+	}
+	if o.data == "" {
+		if o.data, err = defaultDataPath(); err != nil {
+			return err
+		}
+	}
+
+	store, err := tally.Open(ctx, o.data, tally.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	// Listen before anything is printed, so that a busy port fails at once.
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	if o.publicURL == "" {
+		o.publicURL = defaultPublicURL(ln.Addr().(*net.TCPAddr), o.addr)
+	}
+
+	srv := kiosk.New(kiosk.Config{
+		Store:      store,
+		AdminToken: o.adminToken,
+		PublicURL:  o.publicURL,
+		MaxPhones:  o.maxPhones,
+		Logger:     log,
+	})
+	httpSrv := &http.Server{
+		Handler: logRequests(log, srv.Handler()),
+		// Slow clients must not hold connections open (slow-loris); the
+		// long-poll handler extends its own write deadline.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	// Shutdown waits for handlers; long-polls, event streams and websockets
+	// end when the kiosk server closes, so close it as shutdown begins.
+	httpSrv.RegisterOnShutdown(srv.Close)
+
+	hooksDone := make(chan struct{})
+	hooksCtx, stopHooks := context.WithCancel(context.Background())
+	go func() {
+		defer close(hooksDone)
+		if o.hooks.OnUnlock != "" || o.hooks.OnLock != "" {
+			o.hooks.Logger = log
+			o.hooks.Run(hooksCtx, store)
+		}
+	}()
+	defer func() { stopHooks(); <-hooksDone }()
+
+	printBanner(stdout, o, srv)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		srv.Close()
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = httpSrv.Shutdown(shutdownCtx)
+	srv.Close()
+	return err
+}
+
+func printBanner(w io.Writer, o options, srv *kiosk.Server) {
+	lecturerURL := o.publicURL + "/lecturer?token=" + o.adminToken
+	joinURL, _ := srv.JoinURL()
+	fmt.Fprintf(w, "Consent tally kiosk is running.\n\n")
+	fmt.Fprintf(w, "  Lecturer (projector page): %s\n", lecturerURL)
+	fmt.Fprintf(w, "  Phones join at:            %s\n", joinURL)
+	fmt.Fprintf(w, "                             (the projector page shows a fresh QR code every 30 seconds)\n")
+	fmt.Fprintf(w, "  Recorders poll:            %s/api/unlock\n", o.publicURL)
+	fmt.Fprintf(w, "  Database:                  %s\n\n", o.data)
+	if qr, err := kiosk.TerminalQR(lecturerURL); err == nil {
+		fmt.Fprint(w, qr)
+		fmt.Fprintf(w, "  Scan to open the projector page on a tablet or phone. Keep the lecturer URL to yourself.\n\n")
+	}
+}
+
+func randomToken() string {
+	b := make([]byte, 16) // 128 bits
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func defaultDataPath() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no -data given and no config directory: %w", err)
+	}
+	dir = filepath.Join(dir, "consent-kiosk")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "kiosk.db"), nil
+}
+
+func urlBase(s string) (string, error) {
+	s = strings.TrimRight(s, "/")
+	if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+		return "", fmt.Errorf("-public-url must start with http:// or https://")
+	}
+	return s, nil
+}
+
+// defaultPublicURL is the address phones on the same network can reach:
+// the listen host if one was given, otherwise the laptop's LAN address.
+func defaultPublicURL(bound *net.TCPAddr, addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	if host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = lanAddress()
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(bound.Port))
+}
+
+// lanAddress picks the laptop's address on the classroom network without
+// sending anything: the first private IPv4 address of an interface that is
+// up, else any non-loopback IPv4 address, else localhost.
+func lanAddress() string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "localhost"
+	}
+	var fallback string
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := iface.Addrs()
+		for _, a := range addrs {
+			ipnet, ok := a.(*net.IPNet)
+			if !ok || ipnet.IP.To4() == nil || ipnet.IP.IsLinkLocalUnicast() {
+				continue
+			}
+			if ipnet.IP.IsPrivate() {
+				return ipnet.IP.String()
+			}
+			if fallback == "" {
+				fallback = ipnet.IP.String()
+			}
+		}
+	}
+	if fallback != "" {
+		return fallback
+	}
+	return "localhost"
+}
+
+// logRequests logs each request's method, path and status at debug level.
+// It never logs the client's address, user agent or query string (the
+// lecturer URL carries the token).
+func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		path := r.URL.Path
+		if strings.HasPrefix(path, "/j/") {
+			path = "/j/…"
+		}
+		log.Debug("request", "method", r.Method, "path", path, "status", rec.status, "took", time.Since(start).Round(time.Microsecond))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Hijack lets the websocket upgrader take over the connection.
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController and the websocket upgrader reach the
+// underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe to write from run while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	const token = "a-token-for-the-main-test-0123"
+	db := filepath.Join(t.TempDir(), "k.db")
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-data", db, "-admin-token", token}, &out, func(string) string { return "" })
+	}()
+
+	recorder := regexp.MustCompile(`Recorders poll: +(http://\S+)/api/unlock`)
+	var base string
+	deadline := time.Now().Add(10 * time.Second)
+	for base == "" {
+		if m := recorder.FindStringSubmatch(out.String()); m != nil && strings.Contains(out.String(), "Keep the lecturer URL to yourself") {
+			base = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no banner after 10s; output so far:\n%s", out.String())
+		} else {
+			select {
+			case err := <-done:
+				t.Fatalf("run returned early: %v", err)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	banner := out.String()
+	if !strings.Contains(banner, base+"/lecturer?token="+token) {
+		t.Errorf("banner has no lecturer URL with the token:\n%s", banner)
+	}
+	if !strings.Contains(banner, base+"/j/") {
+		t.Errorf("banner has no phone URL:\n%s", banner)
+	}
+	if !strings.Contains(banner, "█") {
+		t.Errorf("banner has no QR code:\n%s", banner)
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /healthz = %d; want 200", resp.StatusCode)
+	}
+
+	// A recorder listening for events while the kiosk stops must not hold
+	// it up. The first event proves the handler is running.
+	events, err := http.Get(base + "/api/unlock/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Body.Close()
+	sc := bufio.NewScanner(events.Body)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "data: ") {
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after cancel = %v; want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop within 10s of cancel")
+	}
+}
+
+func TestEnvironmentToken(t *testing.T) {
+	o, err := parseFlags(nil, &bytes.Buffer{}, func(k string) string {
+		if k == "KIOSK_ADMIN_TOKEN" {
+			return "from-the-environment"
+		}
+		return ""
+	})
+	if err != nil || o.adminToken != "from-the-environment" {
+		t.Errorf("parseFlags with KIOSK_ADMIN_TOKEN = %+v, %v", o, err)
+	}
+	o, _ = parseFlags([]string{"-admin-token", "flag-wins"}, &bytes.Buffer{}, func(string) string { return "env" })
+	if o.adminToken != "flag-wins" {
+		t.Errorf("flag did not override the environment: %q", o.adminToken)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-public-url", "kiosk.local"},
+		{"-max-phones", "0"},
+		{"stray"},
+	} {
+		if _, err := parseFlags(args, &bytes.Buffer{}, func(string) string { return "" }); err == nil {
+			t.Errorf("parseFlags(%q) = nil error", args)
+		}
+	}
+}
+
+func TestDefaultPublicURL(t *testing.T) {
+	if got := defaultPublicURL(&net.TCPAddr{Port: 8080}, "127.0.0.1:8080"); got != "http://127.0.0.1:8080" {
+		t.Errorf("explicit host: %s", got)
+	}
+	got := defaultPublicURL(&net.TCPAddr{Port: 9000}, ":9000")
+	if !strings.HasPrefix(got, "http://") || !strings.HasSuffix(got, ":9000") || strings.Contains(got, "0.0.0.0") {
+		t.Errorf("unspecified host: %s; want the LAN address and port 9000", got)
+	}
+}
