@@ -189,10 +189,11 @@ func mbString(b int64) string {
 	return fmt.Sprintf("%.1f MB", float64(b)/1e6)
 }
 
-// ratioString returns num/den, or "—" when the floor figure is zero or
-// negative and a ratio would mean nothing.
+// ratioString returns num/den, or "—" when either figure is zero or
+// negative (a recorder that heard before the last phone) and a ratio would
+// mean nothing.
 func ratioString(num, den float64) string {
-	if den <= 0 {
+	if den <= 0 || num < 0 {
 		return "—"
 	}
 	return fmt.Sprintf("%.2f", num/den)
