@@ -46,6 +46,7 @@ type options struct {
 	verbose    bool
 	tlsCert    string
 	tlsKey     string
+	hooks      kiosk.Hooks
 }
 
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (options, error) {
@@ -57,6 +58,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.StringVar(&o.adminToken, "admin-token", getenv("KIOSK_ADMIN_TOKEN"), "lecturer `TOKEN` (also KIOSK_ADMIN_TOKEN; default: a random one)")
 	fs.StringVar(&o.publicURL, "public-url", "", "base `URL` put in the QR code (default: http://LAN-ADDRESS:PORT)")
 	fs.IntVar(&o.maxPhones, "max-phones", kiosk.DefaultMaxPhones, "most phone connections at once")
+	fs.StringVar(&o.hooks.OnUnlock, "on-unlock", "", "`COMMAND` run when the kiosk unlocks (interrupted when it locks again)")
+	fs.StringVar(&o.hooks.OnLock, "on-lock", "", "`COMMAND` run when the kiosk locks, and at start while locked")
+	fs.BoolVar(&o.hooks.Shell, "hook-shell", false, "run -on-unlock and -on-lock through sh -c (cmd /C on Windows) instead of splitting on spaces")
+	fs.DurationVar(&o.hooks.Timeout, "hook-timeout", 30*time.Second, "longest a hook may run")
 	fs.BoolVar(&o.verbose, "v", false, "log every request (method, path, status; never addresses)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate `FILE` (PEM; needs -tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key `FILE` for -tls-cert (PEM)")
@@ -72,6 +77,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 			return o, err
 		}
 		o.publicURL = u
+	}
+	if o.hooks.Timeout <= 0 {
+		return o, fmt.Errorf("-hook-timeout must be positive")
 	}
 	if o.maxPhones < 1 {
 		return o, fmt.Errorf("-max-phones must be at least 1")
@@ -104,6 +112,15 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		if o.data, err = defaultDataPath(); err != nil {
 			return err
 		}
+	}
+
+	// Each phone holds one connection; the database, listener and runtime
+	// need a few dozen more.
+	const filesPerKiosk = 64
+	if limit, err := kiosk.RaiseFileLimit(uint64(o.maxPhones) + filesPerKiosk); limit < uint64(o.maxPhones)+filesPerKiosk {
+		phones := max(int(limit)-filesPerKiosk, 0)
+		log.Warn("the system's open-file limit caps how many phones can connect", "limit", limit, "phones", phones, "err", err)
+		o.maxPhones = max(phones, 1)
 	}
 
 	store, err := tally.Open(ctx, o.data, tally.Options{})
@@ -146,6 +163,21 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	})
 	httpSrv := newHTTPServer(logRequests(log, srv.Handler()), log)
 
+	// Shutdown waits for handlers; long-polls, event streams and websockets
+	// end when the kiosk server closes, so close it as shutdown begins.
+	httpSrv.RegisterOnShutdown(srv.Close)
+
+	hooksDone := make(chan struct{})
+	hooksCtx, stopHooks := context.WithCancel(context.Background())
+	go func() {
+		defer close(hooksDone)
+		if o.hooks.OnUnlock != "" || o.hooks.OnLock != "" {
+			o.hooks.Logger = log
+			o.hooks.Run(hooksCtx, store)
+		}
+	}()
+	defer func() { stopHooks(); <-hooksDone }()
+
 	printBanner(stdout, o, srv)
 
 	serveErr := make(chan error, 1)
@@ -160,7 +192,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = httpSrv.Shutdown(shutdownCtx)
-	srv.Close() // Shutdown leaves websockets open
+	srv.Close()
 	return err
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"net"
@@ -77,6 +78,16 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Errorf("GET /healthz = %d; want 200", resp.StatusCode)
 	}
 
+	// A recorder listening for events while the kiosk stops must not hold
+	// it up. The first event proves the handler is running.
+	events, err := http.Get(base + "/api/unlock/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Body.Close()
+	sc := bufio.NewScanner(events.Body)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "data: ") {
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -292,6 +292,17 @@ func (c *client) writeLoop() {
 	}()
 	for {
 		var err error
+		// Acks and errors go before tallies: a phone waiting to hear that
+		// its slip counted should not wait behind a count it will see anyway.
+		select {
+		case msg := <-c.send:
+			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
+			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return
+			}
+			continue
+		default:
+		}
 		select {
 		case msg := <-c.send:
 			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))

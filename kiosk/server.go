@@ -140,6 +140,7 @@ func (s *Server) routes() http.Handler {
 
 	// Recorders: no token needed; the answer says nothing a phone could not see.
 	mux.HandleFunc("GET /api/unlock", s.handleUnlock)
+	mux.HandleFunc("GET /api/unlock/events", s.handleUnlockEvents)
 
 	// Lecturer.
 	mux.HandleFunc("GET /lecturer", s.handleLecturerLogin)

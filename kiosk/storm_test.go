@@ -71,7 +71,7 @@ func TestReconnectStorm(t *testing.T) {
 		wg.Go(func() {
 			device := strings.ReplaceAll(fmt.Sprintf("%-32s", "device-"+fmt.Sprint(i)), " ", "x")
 			<-started
-			errs <- reconnectAndChange(addr, device, want[i], []string{"refuse", "consent", "none"}[i%3])
+			errs <- reconnectAndChange(addr, join, device, want[i], []string{"refuse", "consent", "none"}[i%3])
 		})
 	}
 	close(started)
@@ -94,11 +94,11 @@ func TestReconnectStorm(t *testing.T) {
 // reconnectAndChange is one phone after a restart: it dials with jittered
 // exponential backoff until the kiosk answers, checks its slip, and
 // changes it.
-func reconnectAndChange(addr, device, held, next string) error {
+func reconnectAndChange(addr, join, device, held, next string) error {
 	delay := 20 * time.Millisecond
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		err := tryRejoin(addr, device, held, next)
+		err := tryRejoin(addr, join, device, held, next)
 		if err == nil {
 			return nil
 		}
@@ -112,7 +112,7 @@ func reconnectAndChange(addr, device, held, next string) error {
 
 type retryable struct{ error }
 
-func tryRejoin(addr, device, held, next string) error {
+func tryRejoin(addr, join, device, held, next string) error {
 	h := http.Header{"Origin": {"http://" + addr}}
 	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", h)
 	if err != nil {
@@ -141,7 +141,10 @@ func tryRejoin(addr, device, held, next string) error {
 			}
 		}
 	}
-	ack, err := request(map[string]string{"type": "hello", "device": device})
+	// The join token is still in the phone's URL; a phone that had not
+	// yet given a slip needs it, since the kiosk writes phones with their
+	// first slip.
+	ack, err := request(map[string]string{"type": "hello", "join": join, "device": device})
 	if err != nil {
 		return err
 	}
