@@ -495,16 +495,23 @@ func (s *Store) commitPhones(batch []*request) ([]result, bool) {
 	if s.mem.fault {
 		return nil, false
 	}
-	// Locking never waits on the disk, and BEGIN itself may wait on a file
-	// another process holds: if the batch would lock, say so before it.
-	if s.State().Unlocked {
-		dry := s.newOverlay()
-		for _, r := range batch {
-			dry.apply(ctx, nil, r)
-		}
-		if pending := dry.counts(); !Decide(pending).Unlocked {
-			s.publishCounts(pending, dry.consents+dry.refusals, dry.issued)
-		}
+	// Work the batch out in memory first. Locking never waits on the disk,
+	// and BEGIN itself may wait on a file another process holds: if the
+	// batch would lock, say so before it. A batch of joins only writes
+	// nothing and needs no transaction at all.
+	dry := s.newOverlay()
+	results := make([]result, len(batch))
+	for i, r := range batch {
+		slip, err := dry.apply(ctx, nil, r)
+		results[i] = result{slip: slip, err: err}
+	}
+	if !dry.dirty {
+		dry.commit()
+		s.publish()
+		return results, true
+	}
+	if pending := dry.counts(); !Decide(pending).Unlocked && s.State().Unlocked {
+		s.publishCounts(pending, dry.consents+dry.refusals, dry.issued)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -513,7 +520,6 @@ func (s *Store) commitPhones(batch []*request) ([]result, bool) {
 	}
 	defer tx.Rollback()
 	o := s.newOverlay()
-	results := make([]result, len(batch))
 	for i, r := range batch {
 		slip, err := o.apply(ctx, tx, r)
 		if err != nil && !isDomainError(err) {
@@ -521,14 +527,6 @@ func (s *Store) commitPhones(batch []*request) ([]result, bool) {
 			return nil, false
 		}
 		results[i] = result{slip: slip, err: err}
-	}
-	if !o.dirty {
-		o.commit() // joins only: nothing to make durable
-		s.publish()
-		return results, true
-	}
-	if pending := o.counts(); !Decide(pending).Unlocked && s.State().Unlocked {
-		s.publishCounts(pending, o.consents+o.refusals, o.issued)
 	}
 	if err := tx.Commit(); err != nil {
 		s.storageFailed(err)
