@@ -2,13 +2,22 @@ module github.com/consent-kiosk/kiosk
 
 go 1.26.8
 
-require modernc.org/sqlite v1.62.0
+require (
+	github.com/andreykaipov/goobs v1.6.0
+	github.com/gorilla/websocket v1.5.3
+	modernc.org/sqlite v1.62.0
+)
 
 require (
+	github.com/buger/jsonparser v1.1.1 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/hashicorp/logutils v1.0.0 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
+	github.com/mitchellh/mapstructure v1.5.0 // indirect
+	github.com/mmcloughlin/profile v0.1.1 // indirect
 	github.com/ncruces/go-strftime v1.1.0 // indirect
+	github.com/nu7hatch/gouuid v0.0.0-20131221200532-179d4d0c4d8d // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	modernc.org/libc v1.80.1 // indirect
