@@ -16,7 +16,6 @@ import (
 
 	"github.com/andreykaipov/goobs"
 	"github.com/andreykaipov/goobs/api/closecodes"
-	"github.com/andreykaipov/goobs/api/events"
 	"github.com/andreykaipov/goobs/api/events/subscriptions"
 	"github.com/gorilla/websocket"
 
@@ -33,16 +32,30 @@ const (
 	// is reported and retried over a fresh connection rather than waited for.
 	requestTimeout = 3 * time.Second
 
-	// checkEvery is how often the guard asks OBS whether it records. Events
-	// carry every change, so this only catches a connection that died
-	// without closing (OBS killed) and an event that never came.
-	checkEvery = 5 * time.Second
+	// checkEvery is how often the guard asks OBS whether it records. This
+	// is how it sees a recording started by hand while the kiosk is locked,
+	// so it bounds how long such a recording runs; it also notices a
+	// connection that died without closing. A question a second is nothing
+	// to OBS on the same laptop.
+	//
+	// The guard polls rather than listening for RecordStateChanged events
+	// because goobs v1.6.0 closes its event channel from one goroutine while
+	// another may still be sending an event to it: when OBS quits during a
+	// recording it sends events and closes at once, and that race can panic
+	// with "send on closed channel", taking the kiosk down with it. With no
+	// events subscribed, nothing sends on that channel.
+	checkEvery = 500 * time.Millisecond
 
 	// minRetry and maxRetry bound the wait between connection attempts: fast
 	// enough that a restarted OBS is guarded again within seconds, slow
 	// enough not to spin while OBS is not running at all.
 	minRetry = 500 * time.Millisecond
 	maxRetry = 5 * time.Second
+
+	// stopAttempts is how often the guard asks OBS to stop before it drops
+	// the connection and starts over. A recording that was still starting
+	// at the first request has usually started by the second.
+	stopAttempts = 3
 
 	// DefaultURL is where obs-websocket listens unless told otherwise.
 	DefaultURL = "ws://127.0.0.1:4455"
@@ -79,16 +92,17 @@ type Source interface {
 	Changed() (tally.State, <-chan struct{})
 }
 
-// Status is what the projector page shows about OBS.
+// Status is what the projector page shows about OBS. Its JSON form is
+// {"connected":bool,"recording":bool,"problem":"..."}.
 type Status struct {
 	// Connected is true while the guard holds a working connection to OBS.
-	Connected bool
+	Connected bool `json:"connected"`
 	// Recording is what OBS last reported; false while not connected.
-	Recording bool
+	Recording bool `json:"recording"`
 	// Problem is one of the Problem phrases, or empty when all is well. The
 	// page should show it loudly: while it is set, a withdrawal may not
 	// reach the recorder.
-	Problem string
+	Problem string `json:"problem"`
 }
 
 // Guard keeps OBS's recording in line with the kiosk's verdict. Create it
@@ -194,6 +208,7 @@ func (g *Guard) setStatus(s Status) {
 // R10). It returns nil once ctx is done; it never gives up earlier.
 func (g *Guard) Run(ctx context.Context) error {
 	retry := minRetry
+	warned := false // that OBS is unreachable, or was lost
 	for {
 		connected, err := g.session(ctx)
 		if ctx.Err() != nil {
@@ -202,10 +217,17 @@ func (g *Guard) Run(ctx context.Context) error {
 		}
 		g.recording = false
 		g.setStatus(Status{Problem: problemFor(err)})
-		if connected {
+		switch {
+		case connected:
 			retry = minRetry
+			warned = true
 			g.log.Warn("lost OBS", "err", err)
-		} else {
+		case !warned:
+			// Once is enough for the terminal; the projector page keeps
+			// saying it.
+			warned = true
+			g.log.Warn("cannot reach OBS; trying again", "err", err)
+		default:
 			g.log.Debug("cannot reach OBS", "err", err, "retry", retry)
 		}
 		if err := g.pause(ctx, retry); err != nil {
@@ -311,36 +333,26 @@ func (g *Guard) session(ctx context.Context) (connected bool, err error) {
 			return true, ctx.Err()
 		case <-changed:
 			st, changed = g.src.Changed()
-		case ev, ok := <-c.IncomingEvents:
+		case _, ok := <-c.IncomingEvents:
+			// No events are subscribed; goobs closes the channel when the
+			// connection ends.
 			if !ok {
 				return true, errors.New("connection closed")
-			}
-			if ev, ok := ev.(*events.RecordStateChanged); ok {
-				g.log.Debug("OBS record state", "state", ev.OutputState)
-				g.recording = recordingState(ev.OutputState)
-				if g.recording {
-					problem = ""
-				}
 			}
 		case <-check.C:
 			rs, err := c.Record.GetRecordStatus()
 			if err != nil {
 				return true, fmt.Errorf("record status: %w", err)
 			}
+			if rs.OutputActive && !g.recording {
+				g.log.Info("OBS started recording")
+			}
 			g.recording = rs.OutputActive
+			if g.recording {
+				problem = ""
+			}
 		}
 	}
-}
-
-// recordingState reports whether OBS is, or is about to be, writing a
-// recording in the given obs-websocket output state. A starting recording
-// counts, so that a lock that comes while OBS starts does not wait for it.
-func recordingState(state string) bool {
-	switch state {
-	case "OBS_WEBSOCKET_OUTPUT_STOPPING", "OBS_WEBSOCKET_OUTPUT_STOPPED":
-		return false
-	}
-	return true
 }
 
 func (g *Guard) dial(ctx context.Context) (*goobs.Client, error) {
@@ -357,8 +369,8 @@ func (g *Guard) dial(ctx context.Context) (*goobs.Client, error) {
 		goobs.WithDialer(dialer),
 		// goobs multiplies this by a millisecond itself.
 		goobs.WithResponseTimeout(requestTimeout/time.Millisecond),
-		// Only output events matter; everything else is noise to decode.
-		goobs.WithEventSubscriptions(subscriptions.Outputs),
+		// No events: see checkEvery.
+		goobs.WithEventSubscriptions(subscriptions.None),
 		goobs.WithLogger(debugLogger{g.log}),
 	)
 }
@@ -370,19 +382,27 @@ func (g *Guard) enforce(c *goobs.Client, st tally.State) error {
 		return nil
 	}
 	g.log.Info("stopping the OBS recording: the kiosk is locked", "reason", st.Reason)
-	_, err := c.Record.StopRecord()
-	if err == nil {
-		// Not recording from now on: OBS is finishing the file. Should it not
-		// stop, the next check sees it and stops it again.
-		g.recording = false
-		return nil
-	}
-	// A refused stop is fine if nothing is recording, as when the
-	// recording was still starting or had just stopped by itself.
-	rs, serr := c.Record.GetRecordStatus()
-	if serr == nil && !rs.OutputActive {
-		g.recording = false
-		return nil
+	var err error
+	for range stopAttempts {
+		if _, err = c.Record.StopRecord(); err == nil {
+			// OBS is finishing the file. Should it not stop after all, the
+			// next check sees that and stops it again.
+			g.recording = false
+			return nil
+		}
+		// OBS refuses to stop a recording that is still starting or has
+		// just stopped by itself: ask whether anything records.
+		rs, serr := c.Record.GetRecordStatus()
+		if serr != nil {
+			err = serr
+			break
+		}
+		if !rs.OutputActive {
+			// Should it still be starting, a later check sees it running
+			// and stops it then.
+			g.recording = false
+			return nil
+		}
 	}
 	g.log.Error("could not stop the OBS recording", "err", err)
 	return fmt.Errorf("%w: %w", errNotStopped, err)

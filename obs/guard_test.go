@@ -52,28 +52,6 @@ func TestParseURL(t *testing.T) {
 	}
 }
 
-func TestRecordingState(t *testing.T) {
-	tests := []struct {
-		state string
-		want  bool
-	}{
-		{"OBS_WEBSOCKET_OUTPUT_STARTING", true},
-		{"OBS_WEBSOCKET_OUTPUT_STARTED", true},
-		{"OBS_WEBSOCKET_OUTPUT_PAUSED", true},
-		{"OBS_WEBSOCKET_OUTPUT_RESUMED", true},
-		{"OBS_WEBSOCKET_OUTPUT_STOPPING", false},
-		{"OBS_WEBSOCKET_OUTPUT_STOPPED", false},
-		// An unknown state might be a recording: assume it is, so that a
-		// locked kiosk tries to stop it.
-		{"OBS_WEBSOCKET_OUTPUT_SOMETHING_NEW", true},
-	}
-	for _, tt := range tests {
-		if got := recordingState(tt.state); got != tt.want {
-			t.Errorf("recordingState(%q) = %v; want %v", tt.state, got, tt.want)
-		}
-	}
-}
-
 // TestGuardWithoutOBS checks that a guard whose OBS hangs up on it keeps
 // trying and says so, from before it runs until it stops.
 func TestGuardWithoutOBS(t *testing.T) {
