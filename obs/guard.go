@@ -57,6 +57,13 @@ const (
 	// at the first request has usually started by the second.
 	stopAttempts = 3
 
+	// startGrace is how long a started recording may take to show up as
+	// active before the guard asks again, and startAttempts how often it
+	// asks. OBS silently ignores a start that comes just after a stop
+	// (seen with OBS 29), as when a phone flips from refuse to consent.
+	startGrace    = 3 * time.Second
+	startAttempts = 3
+
 	// DefaultURL is where obs-websocket listens unless told otherwise.
 	DefaultURL = "ws://127.0.0.1:4455"
 )
@@ -115,9 +122,12 @@ type Guard struct {
 	log    *slog.Logger
 
 	// Owned by the Run goroutine.
-	unlocked  bool // the verdict last seen
-	wantStart bool // Autostart owes a start for the current unlock
-	recording bool // what OBS last reported, or was asked to become
+	unlocked  bool      // the verdict last seen
+	wantStart bool      // Autostart owes a start for the current unlock
+	starts    int       // starts asked for the current unlock
+	lastStart time.Time // when the last start was asked for
+	recording bool      // what OBS last reported, or was asked to become
+	stopping  bool      // a stop was asked for and OBS has not finished yet
 
 	mu      sync.Mutex // guards status and changed
 	status  Status
@@ -277,6 +287,7 @@ func (g *Guard) pause(ctx context.Context, d time.Duration) error {
 func (g *Guard) observe(st tally.State) {
 	if st.Unlocked && !g.unlocked {
 		g.wantStart = g.cfg.Autostart
+		g.starts = 0
 	}
 	if !st.Unlocked {
 		g.wantStart = false
@@ -303,6 +314,10 @@ func (g *Guard) session(ctx context.Context) (connected bool, err error) {
 		return false, fmt.Errorf("record status: %w", err)
 	}
 	g.recording = rs.OutputActive
+	g.stopping = false
+	if g.recording {
+		g.wantStart = false
+	}
 	g.log.Info("connected to OBS", "recording", g.recording)
 	problem := ""
 
@@ -319,11 +334,7 @@ func (g *Guard) session(ctx context.Context) (connected bool, err error) {
 		switch {
 		case !st.Unlocked:
 			problem = ""
-		case g.wantStart && g.recording:
-			// Already recording, started by hand: nothing is owed, and a
-			// later stop by hand must stand.
-			g.wantStart = false
-		case g.wantStart:
+		case g.wantStart && !g.recording && time.Since(g.lastStart) >= startGrace:
 			problem = g.start(c)
 		}
 		g.setStatus(Status{Connected: true, Recording: g.recording, Problem: problem})
@@ -344,11 +355,20 @@ func (g *Guard) session(ctx context.Context) (connected bool, err error) {
 			if err != nil {
 				return true, fmt.Errorf("record status: %w", err)
 			}
-			if rs.OutputActive && !g.recording {
+			switch {
+			case !rs.OutputActive:
+				g.stopping = false
+			case g.stopping:
+				// Still finishing the file; enforce asks again, in case
+				// OBS did not take the first stop.
+			case !g.recording:
 				g.log.Info("OBS started recording")
 			}
 			g.recording = rs.OutputActive
 			if g.recording {
+				// Whoever started it, nothing more is owed, and a later
+				// stop by hand must stand.
+				g.wantStart = false
 				problem = ""
 			}
 		}
@@ -381,13 +401,19 @@ func (g *Guard) enforce(c *goobs.Client, st tally.State) error {
 	if st.Unlocked || !g.recording {
 		return nil
 	}
-	g.log.Info("stopping the OBS recording: the kiosk is locked", "reason", st.Reason)
+	if g.stopping {
+		g.log.Debug("stopping the OBS recording again", "reason", st.Reason)
+	} else {
+		g.log.Info("stopping the OBS recording: the kiosk is locked", "reason", st.Reason)
+	}
 	var err error
 	for range stopAttempts {
 		if _, err = c.Record.StopRecord(); err == nil {
-			// OBS is finishing the file. Should it not stop after all, the
-			// next check sees that and stops it again.
+			// OBS is finishing the file, which takes it a second or two.
+			// Should it not stop after all, a later check sees that and
+			// stops it again.
 			g.recording = false
+			g.stopping = true
 			return nil
 		}
 		// OBS refuses to stop a recording that is still starting or has
@@ -417,12 +443,20 @@ func (g *Guard) start(c *goobs.Client) (problem string) {
 	if st, _ := g.src.Changed(); !st.Unlocked {
 		return ""
 	}
-	g.wantStart = false
-	g.log.Info("starting the OBS recording: the kiosk is unlocked")
+	if g.starts >= startAttempts {
+		g.wantStart = false
+		g.log.Error("OBS did not start recording", "attempts", g.starts)
+		return ProblemStart
+	}
+	g.starts++
+	g.lastStart = time.Now()
+	g.log.Info("starting the OBS recording: the kiosk is unlocked", "attempt", g.starts)
 	if _, err := c.Record.StartRecord(); err != nil {
 		g.log.Error("could not start the OBS recording", "err", err)
 		return ProblemStart
 	}
+	// Counted as recording at once, so that a lock that comes before OBS
+	// reports the recording still stops it.
 	g.recording = true
 	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -77,8 +78,9 @@ func TestGuardWithRealOBS(t *testing.T) {
 
 	// A recording started by hand before the guard runs, while the kiosk
 	// is locked, is stopped as soon as the guard connects.
-	watch.startRecord(t)
-	watch.wait(t, "hand-started recording", stateStarted, obsEventTimeout)
+	if ev := watch.startByHand(t); ev.OutputState != stateStarted {
+		watch.wait(t, "the recording started by hand", stateStarted, obsEventTimeout)
+	}
 	runGuard(t, context.Background(), g)
 	watch.wait(t, "the guard to stop the recording found at connect", stateStopped, obsEventTimeout)
 	waitStatus(t, g, "connected, not recording, no problem", obsEventTimeout, func(s Status) bool {
@@ -86,7 +88,7 @@ func TestGuardWithRealOBS(t *testing.T) {
 	})
 
 	// One started by hand while the guard watches is stopped too.
-	watch.startRecord(t)
+	watch.startByHand(t)
 	watch.wait(t, "the guard to stop a recording started by hand", stateStopped, obsEventTimeout)
 
 	// Everyone consents: the guard starts the recording.
@@ -95,6 +97,7 @@ func TestGuardWithRealOBS(t *testing.T) {
 	waitStatus(t, g, "recording", obsEventTimeout, func(s Status) bool {
 		return s == Status{Connected: true, Recording: true}
 	})
+	watch.waitRecorded(t, time.Second)
 
 	// One phone withdraws: the recording stops at once, and OBS finishes
 	// the file.
@@ -136,6 +139,7 @@ func TestGuardWithRealOBS(t *testing.T) {
 	waitStatus(t, g, "recording after OBS came back", obsStartTimeout, func(s Status) bool {
 		return s == Status{Connected: true, Recording: true}
 	})
+	watch.waitRecorded(t, 500*time.Millisecond)
 
 	// A wrong password is reported as such.
 	bad, err := NewGuard(Config{URL: o.url, Password: "wrong"}, store, testLogger(t))
@@ -167,8 +171,8 @@ func runInNetns(t *testing.T) {
 	if len(missing) > 0 {
 		skipOrFail(t, "needs %s on PATH (Debian: apt-get install obs-studio xvfb xauth)", strings.Join(missing, ", "))
 	}
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "needs root to make a loopback-only network namespace with unshare -n")
+	if out, err := exec.Command("unshare", "-n", "--", "true").CombinedOutput(); err != nil {
+		skipOrFail(t, "cannot make a loopback-only network namespace (unshare -n needs root or CAP_SYS_ADMIN): %v: %s", err, bytes.TrimSpace(out))
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -293,6 +297,11 @@ FPSCommon=10
 	if err := os.MkdirAll(o.recDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("end of OBS's log:\n%s", o.logTail())
+		}
+	})
 	return o
 }
 
@@ -378,11 +387,15 @@ func (o *realOBS) stop(t *testing.T) {
 // fatal fails the test with the end of OBS's log.
 func (o *realOBS) fatal(t *testing.T, msg string) {
 	t.Helper()
+	t.Fatalf("%s; end of its log:\n%s", msg, o.logTail())
+}
+
+func (o *realOBS) logTail() []byte {
 	b, _ := os.ReadFile(o.logf)
 	if len(b) > 4000 {
 		b = b[len(b)-4000:]
 	}
-	t.Fatalf("%s; end of its log:\n%s", msg, b)
+	return b
 }
 
 // checkRecording checks that OBS finished a non-empty recording at path,
@@ -422,31 +435,84 @@ func (o *realOBS) watch(t *testing.T) *watcher {
 	return &watcher{c: c}
 }
 
-func (w *watcher) startRecord(t *testing.T) {
+// startByHand starts a recording as a lecturer would at OBS, and returns
+// its first state change. OBS silently ignores a start that comes just
+// after a stop, so it asks again when nothing happens.
+func (w *watcher) startByHand(t *testing.T) *events.RecordStateChanged {
 	t.Helper()
-	if _, err := w.c.Record.StartRecord(); err != nil {
-		t.Fatalf("StartRecord: %v", err)
+	const attempts = 3
+	for range attempts {
+		if _, err := w.c.Record.StartRecord(); err != nil {
+			t.Fatalf("StartRecord: %v", err)
+		}
+		for {
+			ev, err := w.tryNext(startGrace)
+			if err != nil {
+				break
+			}
+			t.Logf("OBS record state: %s", ev.OutputState)
+			if ev.OutputState == "OBS_WEBSOCKET_OUTPUT_STARTING" || ev.OutputState == stateStarted {
+				return ev
+			}
+		}
+		t.Logf("OBS ignored a start; asking again")
+	}
+	t.Fatalf("OBS did not start recording after %d requests", attempts)
+	return nil
+}
+
+// waitRecorded waits until the recording has run for d by OBS's count.
+func (w *watcher) waitRecorded(t *testing.T, d time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(obsEventTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		rs, err := w.c.Record.GetRecordStatus()
+		if err != nil {
+			t.Fatalf("GetRecordStatus: %v", err)
+		}
+		if time.Duration(rs.OutputDuration)*time.Millisecond >= d {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("after %v: recorded %vms; want %v", obsEventTimeout, rs.OutputDuration, d)
+		}
 	}
 }
 
-// next returns the next record state change, or fails the test after timeout.
-func (w *watcher) next(t *testing.T, what string, timeout time.Duration) *events.RecordStateChanged {
-	t.Helper()
+// tryNext returns the next record state change, or an error after timeout
+// or when the connection closes.
+func (w *watcher) tryNext(timeout time.Duration) (*events.RecordStateChanged, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		select {
 		case ev, ok := <-w.c.IncomingEvents:
 			if !ok {
-				t.Fatalf("waiting for %s: connection to OBS closed", what)
+				return nil, errors.New("connection to OBS closed")
 			}
 			if ev, ok := ev.(*events.RecordStateChanged); ok {
-				return ev
+				return ev, nil
 			}
 		case <-deadline.C:
-			t.Fatalf("waiting for %s: no record state change within %v", what, timeout)
+			return nil, fmt.Errorf("no record state change within %v", timeout)
 		}
 	}
+}
+
+// next returns the next record state change, or fails the test after timeout.
+func (w *watcher) next(t *testing.T, what string, timeout time.Duration) *events.RecordStateChanged {
+	t.Helper()
+	ev, err := w.tryNext(timeout)
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+	t.Logf("OBS record state: %s", ev.OutputState)
+	return ev
 }
 
 // wait returns the next record state change to state, skipping others.
