@@ -390,10 +390,17 @@ func (o *realOBS) fatal(t *testing.T, msg string) {
 	t.Fatalf("%s; end of its log:\n%s", msg, o.logTail())
 }
 
+// logTail returns the end of OBS's own log, or of its output when it
+// wrote no log.
 func (o *realOBS) logTail() []byte {
-	b, _ := os.ReadFile(o.logf)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
+	path := o.logf
+	logs, _ := filepath.Glob(filepath.Join(o.home, ".config", "obs-studio", "logs", "*.txt"))
+	if len(logs) > 0 {
+		path = logs[len(logs)-1] // named by start time, so the newest sorts last
+	}
+	b, _ := os.ReadFile(path)
+	if len(b) > 6000 {
+		b = b[len(b)-6000:]
 	}
 	return b
 }
