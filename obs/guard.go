@@ -1,6 +1,17 @@
 // Package obs makes OBS Studio obey the kiosk: it stops OBS's recording
 // whenever the kiosk is locked, and can start it when the kiosk unlocks. It
-// talks to OBS through obs-websocket v5.
+// talks to OBS through obs-websocket v5, so a withdrawal stops the
+// recording even while the lecturer is busy teaching (R2).
+//
+// The kiosk runs one Guard next to its store:
+//
+//	g, err := obs.NewGuard(obs.Config{URL: url, Password: pw}, store, logger)
+//	if err != nil {
+//		return err
+//	}
+//	go g.Run(ctx) // wait for it to return before exiting: it stops the recording
+//
+// and shows g.Status() on the projector page, following g.Changed().
 package obs
 
 import (
@@ -80,7 +91,7 @@ const (
 // Config says how to reach OBS and what the guard may do.
 type Config struct {
 	// URL is obs-websocket's address, like ws://127.0.0.1:4455. A bare
-	// host:port is taken as ws://.
+	// host:port is taken as ws://, no port as 4455, and empty as DefaultURL.
 	URL string
 	// Password is obs-websocket's server password; empty when OBS does not
 	// ask for one.
@@ -135,7 +146,8 @@ type Guard struct {
 }
 
 // NewGuard returns a guard for the OBS at cfg.URL that follows src. It
-// returns an error if the URL is not a ws:// or wss:// address.
+// returns an error, before anything connects, if the URL is not a plain
+// ws:// or wss:// host address, so that a typo fails at start.
 func NewGuard(cfg Config, src Source, log *slog.Logger) (*Guard, error) {
 	scheme, host, err := parseURL(cfg.URL)
 	if err != nil {
