@@ -19,10 +19,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/consent-kiosk/kiosk/kiosk"
+	"github.com/consent-kiosk/kiosk/obs"
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
@@ -47,6 +49,7 @@ type options struct {
 	tlsCert    string
 	tlsKey     string
 	hooks      kiosk.Hooks
+	obs        obs.Config
 }
 
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (options, error) {
@@ -62,6 +65,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.StringVar(&o.hooks.OnLock, "on-lock", "", "`COMMAND` run when the kiosk locks, and at start while locked")
 	fs.BoolVar(&o.hooks.Shell, "hook-shell", false, "run -on-unlock and -on-lock through sh -c (cmd /C on Windows) instead of splitting on spaces")
 	fs.DurationVar(&o.hooks.Timeout, "hook-timeout", 30*time.Second, "longest a hook may run")
+	fs.StringVar(&o.obs.URL, "obs", "", "guard OBS Studio through obs-websocket at `URL` (e.g. ws://127.0.0.1:4455)")
+	fs.StringVar(&o.obs.Password, "obs-password", "", "obs-websocket `PASSWORD` (default: $KIOSK_OBS_PASSWORD)")
+	fs.BoolVar(&o.obs.Autostart, "obs-autostart", false, "start OBS's recording when the kiosk unlocks (it is always stopped when the kiosk locks)")
 	fs.BoolVar(&o.verbose, "v", false, "log every request (method, path, status; never addresses)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate `FILE` (PEM; needs -tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key `FILE` for -tls-cert (PEM)")
@@ -77,6 +83,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 			return o, err
 		}
 		o.publicURL = u
+	}
+	// Not the flag's default, so that -h never prints the password.
+	if o.obs.Password == "" {
+		o.obs.Password = getenv("KIOSK_OBS_PASSWORD")
 	}
 	if o.hooks.Timeout <= 0 {
 		return o, fmt.Errorf("-hook-timeout must be positive")
@@ -129,6 +139,15 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	}
 	defer store.Close()
 
+	var guard *obs.Guard
+	var recorder kiosk.RecorderGuard // nil, not a nil *obs.Guard, without -obs
+	if o.obs.URL != "" {
+		if guard, err = obs.NewGuard(o.obs, store, log); err != nil {
+			return fmt.Errorf("-obs: %w", err)
+		}
+		recorder = guard
+	}
+
 	var tlsConfig *tls.Config
 	if o.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
@@ -159,6 +178,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		AdminToken: o.adminToken,
 		PublicURL:  o.publicURL,
 		MaxPhones:  o.maxPhones,
+		Recorder:   recorder,
 		Logger:     log,
 	})
 	httpSrv := newHTTPServer(logRequests(log, srv.Handler()), log)
@@ -167,16 +187,19 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	// end when the kiosk server closes, so close it as shutdown begins.
 	httpSrv.RegisterOnShutdown(srv.Close)
 
-	hooksDone := make(chan struct{})
-	hooksCtx, stopHooks := context.WithCancel(context.Background())
-	go func() {
-		defer close(hooksDone)
-		if o.hooks.OnUnlock != "" || o.hooks.OnLock != "" {
-			o.hooks.Logger = log
-			o.hooks.Run(hooksCtx, store)
-		}
-	}()
-	defer func() { stopHooks(); <-hooksDone }()
+	// The hooks and the OBS guard follow the store. They stop after the
+	// HTTP server and before the store closes, so that their last word (a
+	// lock hook, stopping OBS) still goes out.
+	watchCtx, stopWatching := context.WithCancel(context.Background())
+	var watchers sync.WaitGroup
+	defer func() { stopWatching(); watchers.Wait() }()
+	if o.hooks.OnUnlock != "" || o.hooks.OnLock != "" {
+		o.hooks.Logger = log
+		watchers.Go(func() { o.hooks.Run(watchCtx, store) })
+	}
+	if guard != nil {
+		watchers.Go(func() { guard.Run(watchCtx) })
+	}
 
 	printBanner(stdout, o, srv)
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consent-kiosk/kiosk/obs"
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
@@ -47,6 +48,11 @@ func (s *Server) handleUnlock(w http.ResponseWriter, r *http.Request) {
 // waitForState answers a possible long-poll: with ?wait=SECONDS&seen=VERSION
 // it returns as soon as the version differs from seen, or after the wait.
 func (s *Server) waitForState(w http.ResponseWriter, r *http.Request) (tally.State, error) {
+	return s.waitForStateOr(w, r, nil)
+}
+
+// waitForStateOr is waitForState that also answers when other is closed.
+func (s *Server) waitForStateOr(w http.ResponseWriter, r *http.Request, other <-chan struct{}) (tally.State, error) {
 	q := r.URL.Query()
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {
@@ -75,6 +81,15 @@ func (s *Server) waitForState(w http.ResponseWriter, r *http.Request) (tally.Sta
 	defer cancel()
 	// A long-poll ends when the kiosk stops, or Shutdown would wait for it.
 	defer context.AfterFunc(s.ctx, cancel)()
+	if other != nil {
+		go func() {
+			select {
+			case <-other:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	return s.store.Wait(ctx, seen), nil
 }
 
@@ -93,6 +108,8 @@ type stateAnswer struct {
 	NoticeHash string `json:"notice_hash"`
 	Closed     bool   `json:"closed"`
 	Fault      bool   `json:"fault"`
+	// OBS is the OBS guard's status; absent when the kiosk guards no OBS.
+	OBS *obs.Status `json:"obs,omitempty"`
 }
 
 func newStateAnswer(st tally.State) stateAnswer {
@@ -104,13 +121,24 @@ func newStateAnswer(st tally.State) stateAnswer {
 	}
 }
 
+// handleState answers the projector page, whose long-poll also wakes when
+// the recorder guard's status changes.
 func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
-	st, err := s.waitForState(w, r)
+	var recorderChanged <-chan struct{}
+	if s.recorder != nil {
+		_, recorderChanged = s.recorder.Changed()
+	}
+	st, err := s.waitForStateOr(w, r, recorderChanged)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, newStateAnswer(st))
+	answer := newStateAnswer(st)
+	if s.recorder != nil {
+		status, _ := s.recorder.Changed()
+		answer.OBS = &status
+	}
+	writeJSON(w, http.StatusOK, answer)
 }
 
 func (s *Server) handleHeadcount(w http.ResponseWriter, r *http.Request) {

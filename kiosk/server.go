@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/consent-kiosk/kiosk/obs"
 	"github.com/consent-kiosk/kiosk/static"
 	"github.com/consent-kiosk/kiosk/tally"
 )
@@ -44,14 +45,24 @@ type Config struct {
 	PublicURL string
 	// MaxPhones caps concurrent phone connections; 0 means DefaultMaxPhones.
 	MaxPhones int
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Recorder, when set, is a guard keeping recording software in line;
+	// the projector page shows its status.
+	Recorder RecorderGuard
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// RecorderGuard is a guard that keeps recording software in line with the
+// kiosk, such as *obs.Guard.
+type RecorderGuard interface {
+	Changed() (obs.Status, <-chan struct{})
 }
 
 // Server serves the kiosk. Create it with New, serve Handler, and call Close
 // after the HTTP server has shut down.
 type Server struct {
 	store      *tally.Store
+	recorder   RecorderGuard // nil without a guard
 	log        *slog.Logger
 	auth       lecturerAuth
 	join       joinTokens
@@ -86,6 +97,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		store:     cfg.Store,
+		recorder:  cfg.Recorder,
 		log:       cfg.Logger,
 		auth:      newLecturerAuth(cfg.AdminToken),
 		join:      joinTokens{key: cfg.Store.Key("join-token"), now: cfg.Now},

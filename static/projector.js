@@ -31,9 +31,21 @@
       : t('proj.count_no_headcount', { received: st.received });
     $('issued').textContent = t('proj.issued', { issued: st.issued });
     $('purpose').textContent = st.purpose ? t('proj.purpose', { purpose: st.purpose }) : t('proj.no_purpose');
+    renderOBS(st.obs);
     prefill('headcount-input', st.headcount > 0 ? String(st.headcount) : '');
     prefill('purpose-input', st.purpose);
     prefill('notice-input', st.notice);
+  }
+
+  // renderOBS shows the OBS guard's status; a problem is shown loudly,
+  // since a withdrawal might then not stop the recording.
+  function renderOBS(o) {
+    var el = $('obs');
+    if (!o) { el.hidden = true; return; }
+    el.hidden = false;
+    el.className = 'obs' + (o.problem ? ' problem' : '');
+    if (o.problem) { el.textContent = t('proj.obs_problem', { problem: o.problem }); }
+    else { el.textContent = t(o.recording ? 'proj.obs_recording' : 'proj.obs_connected'); }
   }
 
   // prefill shows the kiosk's value in an empty field the lecturer is not editing.
