@@ -121,16 +121,7 @@ func (c *client) handle(ctx context.Context, m phoneMessage) {
 	store := c.srv.store
 	switch m.Type {
 	case msgHello:
-		fresh := false
-		var joinErr error
-		if m.Join != "" {
-			joinErr = c.srv.join.verify(m.Join)
-			fresh = joinErr == nil
-		}
-		slip, err := store.Join(ctx, m.Device, fresh)
-		if errors.Is(err, tally.ErrUnknownPhone) && joinErr != nil {
-			err = joinErr // say why the token did not do
-		}
+		slip, err := c.srv.hello(ctx, m)
 		if err != nil {
 			c.sendError(err)
 			return
@@ -167,6 +158,27 @@ func (c *client) handle(ctx context.Context, m phoneMessage) {
 	}
 }
 
+// hello joins the phone that sent m, a hello, to the session, and returns
+// the slip it holds. A phone new to the session needs a valid join token.
+func (s *Server) hello(ctx context.Context, m phoneMessage) (tally.Slip, error) {
+	fresh := false
+	var joinErr error
+	if m.Join != "" {
+		joinErr = s.join.verify(m.Join)
+		fresh = joinErr == nil
+	}
+	slip, err := s.store.Join(ctx, m.Device, fresh)
+	if errors.Is(err, tally.ErrUnknownPhone) && joinErr != nil {
+		err = joinErr // say why the token did not do
+	}
+	return slip, err
+}
+
+// errorFrame encodes the kiosk → phone error message for err.
+func errorFrame(e apiError) []byte {
+	return fmt.Appendf(nil, `{"type":"error","code":%q,"message":%q}`, e.code, e.message)
+}
+
 // ackFrame encodes an ack so that its length does not depend on the choice:
 // JSON allows spaces after a value, and the padding makes "consent", "refuse"
 // and "none" the same size on the wire, so the size of an encrypted frame
@@ -182,8 +194,7 @@ func (c *client) sendError(err error) {
 	if e.status == 500 {
 		c.srv.log.Error("phone message failed", "err", err)
 	}
-	b := fmt.Appendf(nil, `{"type":"error","code":%q,"message":%q}`, e.code, e.message)
-	c.queue(b)
+	c.queue(errorFrame(e))
 }
 
 // writeLoop writes queued messages, the newest tally when woken, and pings.

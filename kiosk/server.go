@@ -27,6 +27,12 @@ const (
 	// maxWait caps a long-poll, so that proxies and the server's own write
 	// timeout never cut an answer off.
 	maxWait = 60 * time.Second
+	// codeRate and codeBurst limit typed join codes for the whole kiosk
+	// (addresses are not kept, so there is no per-phone count): a hall of
+	// 1,000 typing within a minute needs about 17 a second, and a guesser
+	// gets no further than that either.
+	codeRate  = 20
+	codeBurst = 100
 	// DefaultMaxPhones is the default cap on phone connections: five times
 	// the largest hall, still well within one laptop's file descriptors.
 	DefaultMaxPhones = 5000
@@ -57,7 +63,10 @@ type Server struct {
 	publicHost string
 	maxPhones  int
 	upgrader   websocket.Upgrader
-	handler    http.Handler
+	codeLimit  *rate.Limiter
+	// phoneLimits rate-limits phones on the HTTP fallback.
+	phoneLimits *phoneLimits
+	handler     http.Handler
 
 	ctx    context.Context // ends at Close; bounds work started by phones
 	cancel context.CancelFunc
@@ -86,7 +95,9 @@ func New(cfg Config) *Server {
 		hub:       newHub(cfg.Store, cfg.Logger),
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		maxPhones: cfg.MaxPhones,
+		codeLimit: rate.NewLimiter(codeRate, codeBurst),
 	}
+	s.phoneLimits = newPhoneLimits(2 * cfg.MaxPhones)
 	if u, err := url.Parse(s.publicURL); err == nil {
 		s.publicHost = u.Host
 	}
@@ -143,8 +154,11 @@ func (s *Server) routes() http.Handler {
 	// Pages and phones.
 	mux.HandleFunc("GET /{$}", s.servePage("projector.html"))
 	mux.HandleFunc("GET /j/{token}", s.servePage("phone.html"))
+	mux.HandleFunc("GET /k", s.servePage("join.html"))
+	mux.HandleFunc("POST /k", s.handleCode)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", assets))
 	mux.HandleFunc("GET /ws", s.handleWS)
+	mux.HandleFunc("POST /api/phone", s.handlePhone)
 
 	return s.securityHeaders(mux)
 }
@@ -179,13 +193,6 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		next.ServeHTTP(w, r)
 	})
-}
-
-func (s *Server) servePage(name string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		http.ServeFileFS(w, r, static.Files, name)
-	}
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
