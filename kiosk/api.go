@@ -191,7 +191,9 @@ func (s *Server) handleCode(w http.ResponseWriter, r *http.Request) {
 	back := func(err error) {
 		http.Redirect(w, r, "/k?error="+classify(err).code, http.StatusSeeOther)
 	}
-	if !sameOrigin(r, s.publicHost) {
+	// The page sends no referrer, so a browser posts its form with
+	// "Origin: null"; Sec-Fetch-Site still says where it came from.
+	if r.Header.Get("Sec-Fetch-Site") != "same-origin" && !sameOrigin(r, s.publicHost) {
 		writeError(w, r, s.log, errForbidden)
 		return
 	}
