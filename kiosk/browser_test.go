@@ -601,7 +601,7 @@ func TestScreenshots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	proj := newTab(t, browser, "projector", axe, tabOptions{lang: "en", width: 1280, height: 720})
+	proj := newTab(t, browser, "projector", axe, tabOptions{lang: "en", width: 1280, height: 800})
 	proj.navigate(k.http.URL + "/lecturer?token=" + url.QueryEscape(testToken))
 	proj.waitFor("the projector page", `location.pathname === '/'`)
 	proj.navigate(k.http.URL + "/?lang=en")
