@@ -31,8 +31,10 @@ const phoneLimitIdle = time.Minute
 // device secret that lives only in memory, under a key made at start: the
 // secret itself is never kept.
 type phoneLimits struct {
-	key []byte
-	max int // most phones tracked; beyond that, idle ones are forgotten
+	key   []byte
+	max   int // most phones tracked; beyond that, idle ones are forgotten
+	rate  rate.Limit
+	burst int
 
 	mu sync.Mutex
 	m  map[[32]byte]*phoneLimit
@@ -43,10 +45,10 @@ type phoneLimit struct {
 	used time.Time
 }
 
-func newPhoneLimits(max int) *phoneLimits {
+func newPhoneLimits(max int, lim connLimits) *phoneLimits {
 	key := make([]byte, 32)
 	rand.Read(key)
-	return &phoneLimits{key: key, max: max, m: map[[32]byte]*phoneLimit{}}
+	return &phoneLimits{key: key, max: max, rate: lim.msgRate, burst: lim.msgBurst, m: map[[32]byte]*phoneLimit{}}
 }
 
 // allow reports whether the phone with this secret may send a message now.
@@ -70,7 +72,7 @@ func (p *phoneLimits) allow(secret string, now time.Time) bool {
 				return false
 			}
 		}
-		l = &phoneLimit{lim: rate.NewLimiter(msgRate, msgBurst)}
+		l = &phoneLimit{lim: rate.NewLimiter(p.rate, p.burst)}
 		p.m[id] = l
 	}
 	l.used = now
@@ -83,7 +85,7 @@ func (p *phoneLimits) allow(secret string, now time.Time) bool {
 // A hello with "seen" waits, like /api/unlock, until the tally changes.
 func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r, s.publicHost) {
-		s.writePhone(w, classify(errForbidden).status, errorFrame(classify(errForbidden)))
+		s.writePhone(w, classify(errForbidden).status, errorFrame(errForbidden))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFrameSize)
@@ -125,7 +127,7 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 		}
 		sctx, scancel := context.WithTimeout(ctx, storeWait)
 		defer scancel()
-		slip, err := s.hello(sctx, m)
+		slip, err := s.joinPhone(sctx, m)
 		if err != nil {
 			s.phoneError(w, err)
 			return
@@ -143,8 +145,7 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 			slip, err = s.store.Leave(sctx, m.Device)
 		}
 		if errors.Is(err, tally.ErrStaleRound) {
-			e := classify(err)
-			s.writePhone(w, e.status, errorFrame(e), newRoundMessage(s.store.State()))
+			s.writePhone(w, classify(err).status, errorFrame(err), newRoundMessage(s.store.State()))
 			return
 		}
 		if err != nil {
@@ -160,7 +161,7 @@ func (s *Server) phoneError(w http.ResponseWriter, err error) {
 	if e.status == http.StatusInternalServerError {
 		s.log.Error("phone request failed", "err", err)
 	}
-	s.writePhone(w, e.status, errorFrame(e))
+	s.writePhone(w, e.status, errorFrame(err))
 }
 
 // writePhone answers with a JSON array of kiosk → phone messages, each

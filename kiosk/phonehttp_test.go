@@ -207,7 +207,7 @@ func TestPhoneOverHTTPRefusals(t *testing.T) {
 
 	// The same rate as a websocket: a burst, then rate-limited.
 	limited := false
-	for range msgBurst + 5 {
+	for range defaultLimits.msgBurst + 5 {
 		status, msgs := p.post(map[string]any{"type": "slip", "choice": "consent"}, "")
 		if status == http.StatusTooManyRequests && find(msgs, "error")["code"] == "rate-limited" {
 			limited = true
@@ -215,7 +215,7 @@ func TestPhoneOverHTTPRefusals(t *testing.T) {
 		}
 	}
 	if !limited {
-		t.Errorf("%d messages at once were all taken; want rate-limited after %d", msgBurst+5, msgBurst)
+		t.Errorf("%d messages at once were all taken; want rate-limited after %d", defaultLimits.msgBurst+5, defaultLimits.msgBurst)
 	}
 }
 

@@ -24,6 +24,11 @@
   var choice = 'none';     // the answer as the kiosk has it
   var pending = null;      // an answer not yet acknowledged
   var leaving = false;
+  // Sealing hides the answer from others on the Wi-Fi (static/seal.js). A
+  // phone whose engine fails the self-test sends in clear, harming only
+  // its own secrecy.
+  var canSeal = sealWorks();
+  var seal = null;         // {key, challenge, seq, replies} for this connection
 
   // wsOpenWait: a websocket that a proxy holds open without answering
   // counts as blocked after this long.
@@ -72,10 +77,36 @@
     return { type: 'hello', join: joinToken, device: device };
   }
 
+  function sealWorks() {
+    try { return !!window.KioskSeal && window.KioskSeal.selfTest(); } catch (e) { return false; }
+  }
+
   function send(msg) {
     if (overHTTP) { post(msg); return true; }
-    if (ws && ws.readyState === 1) { ws.send(JSON.stringify(msg)); return true; }
-    return false;
+    if (!ws || ws.readyState !== 1) { return false; }
+    if (!seal) { ws.send(JSON.stringify(msg)); return true; }
+    seal.seq++;
+    var f = window.KioskSeal.sealFrame(seal.key, msg, seal.challenge, seal.seq);
+    seal.replies[seal.seq] = f.open;
+    ws.send(f.text);
+    return true;
+  }
+
+  // onSeal: the kiosk's first message on a websocket. Hello goes only
+  // after it, so that the device secret is sealed too.
+  function onSeal(m) {
+    if (canSeal) { seal = { key: m.key, challenge: m.challenge, seq: 0, replies: {} }; }
+    send(helloMessage());
+  }
+
+  // unseal opens the kiosk's sealed answer with the key of the frame it
+  // answers; an answer that does not open is dropped.
+  function unseal(m) {
+    var open = seal && seal.replies[m.seq];
+    if (!open) { return null; }
+    delete seal.replies[m.seq];
+    var text = open(m);
+    try { return text === null ? null : JSON.parse(text); } catch (e) { return null; }
   }
 
   function backoff() {
@@ -113,20 +144,22 @@
       return;
     }
     var sock = ws;
+    seal = null;
     var timer = setTimeout(function () { if (!opened) { sock.close(); } }, wsOpenWait);
     sock.onopen = function () {
       opened = wsEverOpened = true;
       clearTimeout(timer);
-      send(helloMessage());
+      // hello follows the kiosk's first message, "seal"
     };
     sock.onmessage = function (ev) {
       var m;
       try { m = JSON.parse(ev.data); } catch (e) { return; }
-      handle(m);
+      if (m && m.type === 'sealed') { m = unseal(m); }
+      if (m) { handle(m); }
     };
     sock.onclose = function () {
       clearTimeout(timer);
-      if (ws === sock) { ws = null; }
+      if (ws === sock) { ws = null; seal = null; }
       if (stopped) { return; }
       // A websocket that never opened on this page is blocked on the way
       // (the page itself came from the kiosk): switch to HTTP at once.
@@ -186,6 +219,7 @@
 
   function handle(m) {
     switch (m.type) {
+      case 'seal': onSeal(m); break;
       case 'round': onRound(m); break;
       case 'ack': onAck(m); break;
       case 'tally': onTally(m); break;
@@ -274,6 +308,12 @@
         break;
       default:
         // storage, unavailable, rate-limited: keep the answer and try again.
+        if (!joined) {
+          // The hello itself was turned away for now: reconnect with backoff
+          // (over HTTP, the failed poll does that by itself).
+          if (ws) { ws.close(); }
+          return;
+        }
         if (pending !== null) {
           say('phone.retrying');
           setTimeout(sendChoice, 2000 * (0.5 + Math.random()));

@@ -153,13 +153,25 @@ type Store struct {
 	changed chan struct{}
 }
 
+// phoneState says whether a phone is in the session and whether the
+// database knows it. A phone is written only with its first slip: a phone
+// without a slip has nothing to lose in a restart (it scans the QR code
+// again), and sparing that write halves the fsyncs of a hall arriving.
+type phoneState uint8
+
+const (
+	phoneGone   phoneState = iota // not in the session (or left)
+	phoneJoined                   // joined; in memory only
+	phoneSaved                    // joined and in the phones table
+)
+
 type memState struct {
 	round     Round
 	headcount int
 	closed    bool
 	fault     bool
 	deviceKey []byte
-	phones    map[DeviceID]struct{}
+	phones    map[DeviceID]phoneState // never phoneGone
 	slips     map[DeviceID]Choice
 	consents  int
 	refusals  int
@@ -269,14 +281,14 @@ func (s *Store) load(ctx context.Context) error {
 		return err
 	}
 
-	s.mem.phones = map[DeviceID]struct{}{}
+	s.mem.phones = map[DeviceID]phoneState{}
 	s.mem.slips = map[DeviceID]Choice{}
 	if err := eachRow(ctx, tx, `SELECT device FROM phones`, func(rows *sql.Rows) error {
 		var d []byte
 		if err := rows.Scan(&d); err != nil {
 			return err
 		}
-		s.mem.phones[deviceID(d)] = struct{}{}
+		s.mem.phones[deviceID(d)] = phoneSaved
 		return nil
 	}); err != nil {
 		return err

@@ -153,7 +153,7 @@ func (s *Store) CloseSession(ctx context.Context) error {
 		return func() {
 			s.mem.closed = true
 			s.mem.deviceKey = key
-			s.mem.phones = map[DeviceID]struct{}{}
+			s.mem.phones = map[DeviceID]phoneState{}
 			s.mem.slips = map[DeviceID]Choice{}
 			s.mem.consents, s.mem.refusals = 0, 0
 			clear(s.held)
@@ -306,19 +306,19 @@ func (s *Store) hash(secret string) DeviceID {
 // s.mem plus the batch's changes, which reach s.mem only after the commit.
 type overlay struct {
 	mem      *memState
-	phones   map[DeviceID]bool
+	phones   map[DeviceID]phoneState
 	slips    map[DeviceID]Choice
 	consents int
 	refusals int
 	issued   int
+	dirty    bool // the batch wrote to the database
 }
 
-func (o *overlay) hasPhone(d DeviceID) bool {
-	if in, ok := o.phones[d]; ok {
-		return in
+func (o *overlay) phone(d DeviceID) phoneState {
+	if ps, ok := o.phones[d]; ok {
+		return ps
 	}
-	_, in := o.mem.phones[d]
-	return in
+	return o.mem.phones[d]
 }
 
 func (o *overlay) slip(d DeviceID) Choice {
@@ -335,49 +335,65 @@ func (o *overlay) counts() Counts {
 }
 
 // apply validates one phone change and writes it in tx. A domain error
-// concerns that change only; any other error fails the transaction.
+// concerns that change only; any other error fails the transaction. With a
+// nil tx it is a dry run that changes only the overlay.
 func (o *overlay) apply(ctx context.Context, tx *sql.Tx, r *request) (Slip, error) {
 	round := o.mem.round.ID
 	if o.mem.closed {
 		return Slip{}, ErrClosed
 	}
+	ps := o.phone(r.device)
 	switch r.kind {
 	case opJoin:
-		if o.hasPhone(r.device) {
+		if ps != phoneGone {
 			return Slip{Choice: o.slip(r.device), Round: round}, nil
 		}
 		if !r.fresh {
 			return Slip{}, ErrUnknownPhone
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO phones (device) VALUES (?)`, r.device[:]); err != nil {
-			return Slip{}, err
-		}
-		o.phones[r.device] = true
+		o.phones[r.device] = phoneJoined
 		o.issued++
 		return Slip{Choice: ChoiceNone, Round: round}, nil
 	case opCast:
-		if !o.hasPhone(r.device) {
+		if ps == phoneGone {
 			return Slip{}, ErrUnknownPhone
 		}
 		if r.round != 0 && r.round != round {
 			return Slip{}, ErrStaleRound
 		}
+		if ps == phoneJoined && r.choice != ChoiceNone {
+			if err := o.exec(ctx, tx, `INSERT OR IGNORE INTO phones (device) VALUES (?)`, r.device[:]); err != nil {
+				return Slip{}, err
+			}
+			o.phones[r.device] = phoneSaved
+		}
 		return Slip{Choice: r.choice, Round: round}, o.setSlip(ctx, tx, r.device, r.choice)
 	case opLeave:
-		if !o.hasPhone(r.device) {
+		if ps == phoneGone {
 			return Slip{Choice: ChoiceNone, Round: round}, nil
 		}
 		if err := o.setSlip(ctx, tx, r.device, ChoiceNone); err != nil {
 			return Slip{}, err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM phones WHERE device = ?`, r.device[:]); err != nil {
-			return Slip{}, err
+		if ps == phoneSaved {
+			if err := o.exec(ctx, tx, `DELETE FROM phones WHERE device = ?`, r.device[:]); err != nil {
+				return Slip{}, err
+			}
 		}
-		o.phones[r.device] = false
+		o.phones[r.device] = phoneGone
 		o.issued--
 		return Slip{Choice: ChoiceNone, Round: round}, nil
 	}
 	return Slip{}, fmt.Errorf("%w: unknown change", ErrInvalid)
+}
+
+func (o *overlay) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	o.dirty = true
+	if tx == nil {
+		return nil // a dry run
+	}
+	_, err := tx.ExecContext(ctx, query, args...)
+	return err
 }
 
 func (o *overlay) setSlip(ctx context.Context, tx *sql.Tx, d DeviceID, c Choice) error {
@@ -387,9 +403,9 @@ func (o *overlay) setSlip(ctx context.Context, tx *sql.Tx, d DeviceID, c Choice)
 	}
 	var err error
 	if c == ChoiceNone {
-		_, err = tx.ExecContext(ctx, `DELETE FROM slips WHERE device = ?`, d[:])
+		err = o.exec(ctx, tx, `DELETE FROM slips WHERE device = ?`, d[:])
 	} else {
-		_, err = tx.ExecContext(ctx, `INSERT INTO slips (device, choice) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET choice = excluded.choice`, d[:], c)
+		err = o.exec(ctx, tx, `INSERT INTO slips (device, choice) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET choice = excluded.choice`, d[:], c)
 	}
 	if err != nil {
 		return err
@@ -412,11 +428,11 @@ func (o *overlay) tallyChoice(c Choice, delta int) {
 // commit moves the batch's changes into memory after the transaction committed.
 func (o *overlay) commit() {
 	m := o.mem
-	for d, in := range o.phones {
-		if in {
-			m.phones[d] = struct{}{}
-		} else {
+	for d, ps := range o.phones {
+		if ps == phoneGone {
 			delete(m.phones, d)
+		} else {
+			m.phones[d] = ps
 		}
 	}
 	for d, c := range o.slips {
@@ -461,6 +477,17 @@ func (s *Store) runPhones(batch []*request) {
 	}
 }
 
+func (s *Store) newOverlay() *overlay {
+	return &overlay{
+		mem:      &s.mem,
+		phones:   map[DeviceID]phoneState{},
+		slips:    map[DeviceID]Choice{},
+		consents: s.mem.consents,
+		refusals: s.mem.refusals,
+		issued:   len(s.mem.phones),
+	}
+}
+
 // commitPhones applies batch in one transaction. It returns false, having
 // changed nothing, when storage failed.
 func (s *Store) commitPhones(batch []*request) ([]result, bool) {
@@ -468,20 +495,24 @@ func (s *Store) commitPhones(batch []*request) ([]result, bool) {
 	if s.mem.fault {
 		return nil, false
 	}
+	// Locking never waits on the disk, and BEGIN itself may wait on a file
+	// another process holds: if the batch would lock, say so before it.
+	if s.State().Unlocked {
+		dry := s.newOverlay()
+		for _, r := range batch {
+			dry.apply(ctx, nil, r)
+		}
+		if pending := dry.counts(); !Decide(pending).Unlocked {
+			s.publishCounts(pending, dry.consents+dry.refusals, dry.issued)
+		}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		s.storageFailed(err)
 		return nil, false
 	}
 	defer tx.Rollback()
-	o := &overlay{
-		mem:      &s.mem,
-		phones:   map[DeviceID]bool{},
-		slips:    map[DeviceID]Choice{},
-		consents: s.mem.consents,
-		refusals: s.mem.refusals,
-		issued:   len(s.mem.phones),
-	}
+	o := s.newOverlay()
 	results := make([]result, len(batch))
 	for i, r := range batch {
 		slip, err := o.apply(ctx, tx, r)
@@ -491,7 +522,9 @@ func (s *Store) commitPhones(batch []*request) ([]result, bool) {
 		}
 		results[i] = result{slip: slip, err: err}
 	}
-	if len(o.phones) == 0 && len(o.slips) == 0 {
+	if !o.dirty {
+		o.commit() // joins only: nothing to make durable
+		s.publish()
 		return results, true
 	}
 	if pending := o.counts(); !Decide(pending).Unlocked && s.State().Unlocked {
