@@ -76,7 +76,9 @@ func (j joinTokens) mac(p uint32) []byte {
 // verify returns nil for a token issued by this kiosk that has not expired,
 // errJoinExpired for one that has, and errJoinInvalid for anything else.
 func (j joinTokens) verify(token string) error {
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	// Strict: the last character carries padding bits, which a lenient
+	// decoder ignores, so one token would have several spellings.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(b) != 4+joinMACLen {
 		return errJoinInvalid
 	}
