@@ -193,6 +193,10 @@ func (s *Server) handleClose(w http.ResponseWriter, r *http.Request) {
 type joinAnswer struct {
 	URL       string `json:"url"`
 	ExpiresAt string `json:"expires_at"`
+	// Code is the typed join code of the same period, for phones that
+	// cannot scan; CodeURL is the short address where it is typed.
+	Code    string `json:"code"`
+	CodeURL string `json:"code_url"`
 }
 
 // JoinURL returns the URL phones join at now, and when it stops working.
@@ -203,7 +207,39 @@ func (s *Server) JoinURL() (string, time.Time) {
 
 func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 	u, expires := s.JoinURL()
-	writeJSON(w, http.StatusOK, joinAnswer{URL: u, ExpiresAt: expires.Format(time.RFC3339)})
+	writeJSON(w, http.StatusOK, joinAnswer{URL: u, ExpiresAt: expires.Format(time.RFC3339),
+		Code: s.join.currentCode(), CodeURL: s.publicURL + "/k"})
+}
+
+// handleCode takes a typed join code from the form at /k and sends the
+// phone on to the phone page of the same period, as the QR code would. A
+// wrong code goes back to the form, which says what was wrong.
+func (s *Server) handleCode(w http.ResponseWriter, r *http.Request) {
+	back := func(err error) {
+		http.Redirect(w, r, "/k?error="+classify(err).code, http.StatusSeeOther)
+	}
+	// The page sends no referrer, so a browser posts its form with
+	// "Origin: null"; Sec-Fetch-Site still says where it came from.
+	if r.Header.Get("Sec-Fetch-Site") != "same-origin" && !sameOrigin(r, s.publicHost) {
+		writeError(w, r, s.log, errForbidden)
+		return
+	}
+	if !s.codeLimit.Allow() {
+		back(errRateLimited)
+		return
+	}
+	// A code is six characters; a form's worth of bytes is plenty.
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<10)
+	if err := r.ParseForm(); err != nil {
+		back(fmt.Errorf("%w: not a form", errBadMessage))
+		return
+	}
+	token, err := s.join.verifyCode(r.PostForm.Get("code"))
+	if err != nil {
+		back(err)
+		return
+	}
+	http.Redirect(w, r, "/j/"+token, http.StatusSeeOther)
 }
 
 func (s *Server) handleQR(w http.ResponseWriter, r *http.Request) {

@@ -196,7 +196,7 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 			c.answer(sealed, errorFrame(errOnePhone))
 			return
 		}
-		slip, err := c.join(ctx, m)
+		slip, err := c.srv.joinPhone(ctx, m)
 		if err != nil {
 			c.answer(sealed, errorFrame(err))
 			return
@@ -233,25 +233,25 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 	}
 }
 
-// join registers the phone. A phone the session knows rejoins at once; a new
-// one needs a valid join token and a share of the kiosk's join rate, so
-// that no script can register phones without bound.
-func (c *client) join(ctx context.Context, m phoneMessage) (tally.Slip, error) {
-	store := c.srv.store
-	slip, err := store.Join(ctx, m.Device, false)
+// joinPhone registers the phone that sent m, a hello, over either
+// transport. A phone the session knows rejoins at once; a new one needs a
+// valid join token and a share of the kiosk's join rate, so that no script
+// can register phones without bound.
+func (s *Server) joinPhone(ctx context.Context, m phoneMessage) (tally.Slip, error) {
+	slip, err := s.store.Join(ctx, m.Device, false)
 	if !errors.Is(err, tally.ErrUnknownPhone) {
 		return slip, err
 	}
 	if m.Join == "" {
 		return slip, err
 	}
-	if err := c.srv.join.verify(m.Join); err != nil {
+	if err := s.join.verify(m.Join); err != nil {
 		return slip, err // say why the token did not do
 	}
-	if !c.srv.newPhones.Allow() {
+	if !s.newPhones.Allow() {
 		return slip, errRateLimited
 	}
-	return store.Join(ctx, m.Device, true)
+	return s.store.Join(ctx, m.Device, true)
 }
 
 // ackFrame encodes an ack so that its length does not depend on the choice:

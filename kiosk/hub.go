@@ -55,11 +55,14 @@ type tallyMessage struct {
 	Unlocked  bool   `json:"unlocked"`
 	Reason    string `json:"reason,omitempty"`
 	Round     int64  `json:"round"`
+	// Version is the state's version, as in /api/unlock: a phone on the
+	// HTTP fallback sends it back as "seen" to wait for the next change.
+	Version uint64 `json:"version"`
 }
 
 func newTallyMessage(st tally.State) tallyMessage {
 	return tallyMessage{Type: msgTally, Received: st.Received, Headcount: st.Headcount,
-		Unlocked: st.Unlocked, Reason: string(st.Reason), Round: st.Round.ID}
+		Unlocked: st.Unlocked, Reason: string(st.Reason), Round: st.Round.ID, Version: st.Version}
 }
 
 // roundMessage is the kiosk → phone "round" message: what the phone is asked

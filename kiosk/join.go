@@ -3,9 +3,11 @@ package kiosk
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -18,6 +20,15 @@ const (
 	joinValidFor = 2 * joinPeriod
 	// joinMACLen: 96 bits of HMAC cannot be guessed within a token's minute.
 	joinMACLen = 12
+
+	// codeAlphabet is what typed join codes are written in: digits and
+	// capitals without the look-alikes 0/O, 1/I/L, and U/V, so a code read
+	// from the back of a hall is typed right the first time.
+	codeAlphabet = "23456789ABCDEFGHJKMNPQRSTWXYZ"
+	// codeLen: 29^6 is about 600 million codes, two of which are valid at
+	// a time; with typed codes limited to codeRate tries a second for the
+	// whole kiosk, guessing one within its minute is about one in 250,000.
+	codeLen = 6
 )
 
 var (
@@ -65,7 +76,9 @@ func (j joinTokens) mac(p uint32) []byte {
 // verify returns nil for a token issued by this kiosk that has not expired,
 // errJoinExpired for one that has, and errJoinInvalid for anything else.
 func (j joinTokens) verify(token string) error {
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	// Strict: the last character carries padding bits, which a lenient
+	// decoder ignores, so one token would have several spellings.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(b) != 4+joinMACLen {
 		return errJoinInvalid
 	}
@@ -81,4 +94,74 @@ func (j joinTokens) verify(token string) error {
 		return errJoinExpired
 	}
 	return nil
+}
+
+// code returns the typed join code for period p: codeLen characters from
+// codeAlphabet, derived from an HMAC separate from the token's, so the code
+// shown on the projector reveals nothing about the token.
+func (j joinTokens) code(p uint32) string {
+	m := hmac.New(sha256.New, j.key)
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], p)
+	m.Write([]byte("code\x00"))
+	m.Write(b[:])
+	n := binary.BigEndian.Uint64(m.Sum(nil)) // 2^64 ≫ 29^6: the bias is nil
+	var c [codeLen]byte
+	for i := range c {
+		c[i] = codeAlphabet[n%uint64(len(codeAlphabet))]
+		n /= uint64(len(codeAlphabet))
+	}
+	return string(c[:])
+}
+
+// currentCode returns the typed code shown now, which rotates with the QR
+// code and is accepted exactly as long as the token issued with it.
+func (j joinTokens) currentCode() string {
+	return j.code(j.period(j.now()))
+}
+
+// normalizeCode turns what a person typed into a code's canonical form:
+// capitals, without the spaces or dashes used to group it.
+func normalizeCode(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == ' ' || r == '-' || r == '\u00a0':
+			return -1
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		}
+		return r
+	}, s)
+}
+
+// verifyCode returns the join token issued with a typed code, so a phone
+// that typed it joins exactly as if it had scanned the QR code of the same
+// period. It returns errJoinExpired for the code of one of the two periods
+// before those still valid, and errJoinInvalid for anything else. Every
+// candidate is compared, in constant time, whatever matches.
+func (j joinTokens) verifyCode(typed string) (string, error) {
+	typed = normalizeCode(typed)
+	if len(typed) != codeLen {
+		return "", errJoinInvalid
+	}
+	now := j.period(j.now())
+	valid := uint32(joinValidFor / joinPeriod)
+	var match, matchPeriod, expired int
+	for age := uint32(0); age < 2*valid; age++ {
+		p := now - age
+		eq := subtle.ConstantTimeCompare([]byte(typed), []byte(j.code(p)))
+		if age < valid {
+			matchPeriod = subtle.ConstantTimeSelect(eq&(1-match), int(p), matchPeriod)
+			match |= eq
+		} else {
+			expired |= eq
+		}
+	}
+	switch {
+	case match == 1:
+		return j.sign(uint32(matchPeriod)), nil
+	case expired == 1:
+		return "", errJoinExpired
+	}
+	return "", errJoinInvalid
 }

@@ -58,6 +58,13 @@ func newTestKiosk(t testing.TB) *testKiosk {
 
 func startKiosk(t testing.TB, path string) *testKiosk {
 	t.Helper()
+	return startKioskBehind(t, path, nil)
+}
+
+// startKioskBehind serves a kiosk whose handler is wrapped by wrap (nil:
+// none), as a proxy on the way would.
+func startKioskBehind(t testing.TB, path string, wrap func(http.Handler) http.Handler) *testKiosk {
+	t.Helper()
 	store, err := tally.Open(context.Background(), path, tally.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +74,9 @@ func startKiosk(t testing.TB, path string) *testKiosk {
 	ts := httptest.NewUnstartedServer(nil)
 	k.srv = New(Config{Store: store, AdminToken: testToken, PublicURL: "http://" + ts.Listener.Addr().String(), Now: clk.Now})
 	ts.Config.Handler = k.srv.Handler()
+	if wrap != nil {
+		ts.Config.Handler = wrap(ts.Config.Handler)
+	}
 	ts.Start()
 	k.http = ts
 	t.Cleanup(k.stop)

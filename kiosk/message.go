@@ -45,28 +45,56 @@ type phoneMessage struct {
 	Device string       // hello: the phone's secret
 	Choice tally.Choice // slip
 	Round  int64        // slip: the round the phone was shown; 0 if not given
+	// Seen (hello over HTTP only) makes the request a long-poll: it is
+	// answered once the tally's version differs from Seen.
+	Seen    uint64
+	HasSeen bool
 }
 
 // decodePhoneMessage parses and validates one text frame from a phone. Any
 // error wraps errBadMessage and says what is wrong.
 func decodePhoneMessage(data []byte) (phoneMessage, error) {
+	return decodeMessage(data, false)
+}
+
+// decodePhoneRequest parses and validates the body of POST /api/phone: the
+// same messages, except that every one carries the device secret (HTTP has
+// no connection to remember it) and hello may carry "seen".
+func decodePhoneRequest(data []byte) (phoneMessage, error) {
+	return decodeMessage(data, true)
+}
+
+func decodeMessage(data []byte, overHTTP bool) (phoneMessage, error) {
 	var raw struct {
 		Type   string  `json:"type"`
 		Join   *string `json:"join"`
 		Device *string `json:"device"`
 		Choice *string `json:"choice"`
 		Round  *int64  `json:"round"`
+		Seen   *uint64 `json:"seen"`
 	}
 	if err := decodeStrict(bytes.NewReader(data), &raw); err != nil {
 		return phoneMessage{}, err
 	}
 	m := phoneMessage{Type: raw.Type}
-	switch raw.Type {
-	case msgHello:
+	// Over the websocket only hello names the device; over HTTP every
+	// message does.
+	if raw.Type == msgHello || overHTTP {
 		if raw.Device == nil || !deviceSecretPattern.MatchString(*raw.Device) {
 			return m, fmt.Errorf("%w: device must be 22 to 128 characters from A-Z a-z 0-9 _ -", errBadMessage)
 		}
 		m.Device = *raw.Device
+	} else if raw.Device != nil {
+		return m, fmt.Errorf("%w: json: unknown field \"device\"", errBadMessage)
+	}
+	if raw.Seen != nil {
+		if !overHTTP || raw.Type != msgHello {
+			return m, fmt.Errorf("%w: json: unknown field \"seen\"", errBadMessage)
+		}
+		m.Seen, m.HasSeen = *raw.Seen, true
+	}
+	switch raw.Type {
+	case msgHello:
 		if raw.Join != nil {
 			if len(*raw.Join) > maxJoinTokenLen {
 				return m, fmt.Errorf("%w: join token too long", errBadMessage)

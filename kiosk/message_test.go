@@ -79,11 +79,14 @@ func FuzzDecodePhoneMessage(f *testing.F) {
 		`{"type":"hello","device":null}`,
 		`{"type":"slip","round":-9223372036854775808,"choice":"none"}`,
 		"\xff\xfe",
+		`{"type":"hello","device":"` + goodDevice + `","seen":4294967302}`,
+		`{"type":"slip","choice":"consent","device":"` + goodDevice + `"}`,
 	} {
-		f.Add([]byte(seed))
+		f.Add([]byte(seed), false)
+		f.Add([]byte(seed), true)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := decodePhoneMessage(data)
+	f.Fuzz(func(t *testing.T, data []byte, overHTTP bool) {
+		m, err := decodeMessage(data, overHTTP)
 		if err != nil {
 			if !errors.Is(err, errBadMessage) {
 				t.Fatalf("error %v does not wrap errBadMessage", err)
@@ -103,5 +106,44 @@ func FuzzDecodePhoneMessage(f *testing.F) {
 		default:
 			t.Fatalf("accepted unknown type %q", m.Type)
 		}
+		if (overHTTP && !deviceSecretPattern.MatchString(m.Device)) || (m.HasSeen && (!overHTTP || m.Type != msgHello)) {
+			t.Fatalf("accepted %+v over HTTP=%v", m, overHTTP)
+		}
 	})
+}
+
+func TestDecodePhoneRequest(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want phoneMessage // compared only when ok
+		ok   bool
+	}{
+		{"hello", `{"type":"hello","join":"tok","device":"` + goodDevice + `"}`, phoneMessage{Type: "hello", Join: "tok", Device: goodDevice}, true},
+		{"long-polling hello", `{"type":"hello","device":"` + goodDevice + `","seen":42}`, phoneMessage{Type: "hello", Device: goodDevice, Seen: 42, HasSeen: true}, true},
+		{"slip", `{"type":"slip","choice":"consent","round":2,"device":"` + goodDevice + `"}`, phoneMessage{Type: "slip", Choice: tally.ChoiceConsent, Round: 2, Device: goodDevice}, true},
+		{"leave", `{"type":"leave","device":"` + goodDevice + `"}`, phoneMessage{Type: "leave", Device: goodDevice}, true},
+		{"slip without device", `{"type":"slip","choice":"consent"}`, phoneMessage{}, false},
+		{"leave with a bad device", `{"type":"leave","device":"short"}`, phoneMessage{}, false},
+		{"seen on a slip", `{"type":"slip","choice":"consent","seen":1,"device":"` + goodDevice + `"}`, phoneMessage{}, false},
+		{"negative seen", `{"type":"hello","device":"` + goodDevice + `","seen":-1}`, phoneMessage{}, false},
+	}
+	for _, tt := range tests {
+		got, err := decodePhoneRequest([]byte(tt.in))
+		if tt.ok && (err != nil || got != tt.want) {
+			t.Errorf("%s: decodePhoneRequest(%.80s) = %+v, %v; want %+v", tt.name, tt.in, got, err, tt.want)
+		}
+		if !tt.ok && (err == nil || !errors.Is(err, errBadMessage)) {
+			t.Errorf("%s: decodePhoneRequest(%.80s) = %+v, %v; want an error wrapping errBadMessage", tt.name, tt.in, got, err)
+		}
+	}
+	// Over the websocket, a slip names no device and a hello no "seen".
+	for _, in := range []string{
+		`{"type":"slip","choice":"consent","device":"` + goodDevice + `"}`,
+		`{"type":"hello","device":"` + goodDevice + `","seen":1}`,
+	} {
+		if m, err := decodePhoneMessage([]byte(in)); err == nil {
+			t.Errorf("decodePhoneMessage(%s) = %+v; want an error", in, m)
+		}
+	}
 }

@@ -31,6 +31,12 @@ const (
 	// maxWait caps a long-poll, so that proxies and the server's own write
 	// timeout never cut an answer off.
 	maxWait = 60 * time.Second
+	// codeRate and codeBurst limit typed join codes for the whole kiosk
+	// (addresses are not kept, so there is no per-phone count): a hall of
+	// 1,000 typing within a minute needs about 17 a second, and a guesser
+	// gets no further than that either.
+	codeRate  = 20
+	codeBurst = 100
 	// DefaultMaxPhones is the default cap on phone connections: five times
 	// the largest hall, still well within one laptop's file descriptors.
 	DefaultMaxPhones = 5000
@@ -74,7 +80,10 @@ type Server struct {
 	sealer     *Sealer
 	newPhones  *rate.Limiter // registrations of phones new to the session
 	upgrader   websocket.Upgrader
-	handler    http.Handler
+	codeLimit  *rate.Limiter
+	// phoneLimits rate-limits phones on the HTTP fallback.
+	phoneLimits *phoneLimits
+	handler     http.Handler
 
 	ctx    context.Context // ends at Close; bounds work started by phones
 	cancel context.CancelFunc
@@ -104,12 +113,14 @@ func New(cfg Config) *Server {
 		hub:       newHub(cfg.Store, cfg.Logger),
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		maxPhones: cfg.MaxPhones,
+		codeLimit: rate.NewLimiter(codeRate, codeBurst),
 		limits:    defaultLimits,
 		// The seal key survives restarts with the store's key, so a phone
 		// whose page stayed open keeps sealing to the right key.
 		sealer:    NewSealer(cfg.Store.Key("seal")),
 		newPhones: rate.NewLimiter(joinRate, joinBurst),
 	}
+	s.phoneLimits = newPhoneLimits(2*cfg.MaxPhones, s.limits)
 	if u, err := url.Parse(s.publicURL); err == nil {
 		s.publicHost = u.Host
 	}
@@ -167,8 +178,11 @@ func (s *Server) routes() http.Handler {
 	// Pages and phones.
 	mux.HandleFunc("GET /{$}", s.servePage("projector.html"))
 	mux.HandleFunc("GET /j/{token}", s.servePage("phone.html"))
+	mux.HandleFunc("GET /k", s.servePage("join.html"))
+	mux.HandleFunc("POST /k", s.handleCode)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", assets))
 	mux.HandleFunc("GET /ws", s.handleWS)
+	mux.HandleFunc("POST /api/phone", s.handlePhone)
 
 	return s.securityHeaders(mux)
 }
@@ -203,13 +217,6 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		next.ServeHTTP(w, r)
 	})
-}
-
-func (s *Server) servePage(name string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		http.ServeFileFS(w, r, static.Files, name)
-	}
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {

@@ -1,35 +1,89 @@
-/* Shared by the projector and phone pages: the string catalogue.
-   Written as plain ES5 so that old phones run it. */
+/* Shared by every page: the string catalogues and the language switcher.
+   Written as plain ES5 so that old phones run it.
+
+   The kiosk serves each page with <html lang> already set to the language
+   it chose (?lang=, the switcher's cookie, or Accept-Language); this script
+   loads that catalogue and fills every element marked data-i18n. Elements
+   filled from script (Kiosk.fill) keep their key and values, so switching
+   language re-renders the whole page in place and focus stays where it is.
+   An element marked data-dual also shows the projector's second language. */
 (function () {
   'use strict';
-  var catalogue = {};
+  var catalogues = {};
+  var lang = document.documentElement.lang || 'en';
+  var lang2 = '';
 
-  // t returns the catalogue string for key with {name} placeholders filled.
-  function t(key, vars) {
-    var s = catalogue[key];
+  function translate(l, key, vars) {
+    var c = catalogues[l] || {};
+    var s = c[key];
+    if (s === undefined) { s = (catalogues.en || {})[key]; }
     if (s === undefined) { return key; }
     return s.replace(/\{(\w+)\}/g, function (m, name) {
       return vars && vars[name] !== undefined ? String(vars[name]) : m;
     });
   }
 
-  // apply fills every element marked data-i18n under root.
-  function apply(root) {
-    var els = (root || document).querySelectorAll('[data-i18n]');
-    for (var i = 0; i < els.length; i++) {
-      var s = catalogue[els[i].getAttribute('data-i18n')];
-      if (s !== undefined) { els[i].textContent = s; }
+  // t returns the string for key in the page's language, {name}s filled.
+  function t(key, vars) { return translate(lang, key, vars); }
+
+  function render(el) {
+    var key = el.getAttribute('data-i18n');
+    var vars = el.kioskVars;
+    if (el.hasAttribute('data-dual') && lang2 && lang2 !== lang) {
+      var first = document.createElement('span');
+      first.className = 'lang1';
+      first.textContent = translate(lang, key, vars);
+      var second = document.createElement('span');
+      second.className = 'lang2';
+      second.setAttribute('lang', lang2);
+      second.textContent = translate(lang2, key, vars);
+      el.textContent = '';
+      el.appendChild(first);
+      el.appendChild(document.createTextNode(' '));
+      el.appendChild(second);
+    } else {
+      el.textContent = translate(lang, key, vars);
     }
   }
 
-  // load fetches the catalogue for lang; the English text already in the
-  // page stays if it cannot be had.
-  function load(lang, done) {
+  var attrs = ['alt', 'aria-label'];
+
+  // apply fills every element marked data-i18n (text) or data-i18n-alt,
+  // data-i18n-aria-label (attributes) under root.
+  function apply(root) {
+    root = root || document;
+    var els = root.querySelectorAll('[data-i18n]');
+    for (var i = 0; i < els.length; i++) { render(els[i]); }
+    for (var a = 0; a < attrs.length; a++) {
+      els = root.querySelectorAll('[data-i18n-' + attrs[a] + ']');
+      for (var j = 0; j < els.length; j++) {
+        els[j].setAttribute(attrs[a], t(els[j].getAttribute('data-i18n-' + attrs[a])));
+      }
+    }
+  }
+
+  // fill shows key (with vars) in el, and keeps showing it in the page's
+  // language after a switch.
+  function fill(el, key, vars) {
+    el.kioskVars = vars;
+    el.setAttribute('data-i18n', key);
+    render(el);
+  }
+
+  // plain shows text that comes from the lecturer, not the catalogue.
+  function plain(el, text) {
+    el.removeAttribute('data-i18n');
+    el.kioskVars = undefined;
+    el.textContent = text;
+  }
+
+  function fetchCatalogue(l, done) {
+    if (catalogues[l]) { done(); return; }
     var xhr = new XMLHttpRequest();
-    xhr.open('GET', '/static/i18n/' + lang + '.json');
+    xhr.open('GET', '/static/i18n/' + l + '.json');
     xhr.onload = function () {
       if (xhr.status === 200) {
-        try { catalogue = JSON.parse(xhr.responseText); apply(); } catch (e) { /* keep the page's text */ }
+        try { catalogues[l] = JSON.parse(xhr.responseText); } catch (e) { /* keep the page's text */ }
       }
       done();
     };
@@ -37,5 +91,81 @@
     xhr.send();
   }
 
-  window.Kiosk = { t: t, apply: apply, load: load };
+  // load switches the page to language l (and second language l2, '' for
+  // none), fetching what it needs; the English catalogue is the fallback
+  // for any string a catalogue lacks, which the tests forbid anyway.
+  function load(l, l2, done) {
+    var want = ['en', l];
+    if (l2) { want.push(l2); }
+    var left = want.length;
+    var one = function () {
+      left--;
+      if (left > 0) { return; }
+      lang = l;
+      lang2 = l2 || '';
+      document.documentElement.lang = l;
+      apply();
+      markSwitcher();
+      syncURL();
+      if (done) { done(); }
+    };
+    for (var i = 0; i < want.length; i++) { fetchCatalogue(want[i], one); }
+  }
+
+  // remember keeps the chosen language for the next page and visit: a
+  // cookie, so that the kiosk serves the next page in it at once.
+  function remember(l) {
+    document.cookie = 'kiosk_lang=' + l + '; path=/; max-age=31536000; SameSite=Lax';
+  }
+
+  // syncURL keeps ?lang= and ?lang2= in the address bar in step with the
+  // page, where they are there at all, so a reload shows the same.
+  function syncURL() {
+    if (!window.history || !history.replaceState || !/[?&]lang2?=/.test(location.search)) { return; }
+    var q = location.search.replace(/^\?/, '').split('&');
+    var out = [];
+    for (var i = 0; i < q.length; i++) {
+      if (q[i] && !/^lang2?=/.test(q[i])) { out.push(q[i]); }
+    }
+    out.push('lang=' + lang);
+    if (lang2) { out.push('lang2=' + lang2); }
+    history.replaceState(null, '', location.pathname + '?' + out.join('&'));
+  }
+
+  function markSwitcher() {
+    var links = document.querySelectorAll('.lang-switch a[hreflang]');
+    for (var i = 0; i < links.length; i++) {
+      if (links[i].getAttribute('hreflang') === lang) {
+        links[i].setAttribute('aria-current', 'true');
+      } else {
+        links[i].removeAttribute('aria-current');
+      }
+    }
+  }
+
+  // The switcher's links work without script too (?lang= reloads the page
+  // in that language); with script they switch in place, so a phone keeps
+  // its connection and an answer being sent.
+  function initSwitcher(onSwitch) {
+    var links = document.querySelectorAll('.lang-switch a[hreflang]');
+    for (var i = 0; i < links.length; i++) {
+      links[i].onclick = function (ev) {
+        ev.preventDefault();
+        var l = this.getAttribute('hreflang');
+        remember(l);
+        load(l, lang2, onSwitch);
+      };
+    }
+  }
+
+  window.Kiosk = {
+    t: t,
+    fill: fill,
+    plain: plain,
+    apply: apply,
+    load: load,
+    initSwitcher: initSwitcher,
+    lang: function () { return lang; },
+    lang2: function () { return lang2; }
+  };
 })();

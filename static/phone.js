@@ -1,14 +1,22 @@
 /* The phone page: join with the token from the QR code, show the notice,
    send the student's answer and keep it counted across reconnects.
-   Plain ES5 for old phones. */
+
+   It speaks to the kiosk over a websocket. Where the network blocks
+   websockets, it says the same messages in plain HTTP requests to
+   /api/phone instead, and waits for news with a long-polling hello; the
+   student sees no difference. Plain ES5 for old phones. */
 (function () {
   'use strict';
-  var t = window.Kiosk.t;
+  var K = window.Kiosk;
   var $ = function (id) { return document.getElementById(id); };
 
   var joinToken = decodeURIComponent(location.pathname.split('/')[2] || '');
   var device = deviceSecret();
   var ws = null;
+  var overHTTP = false;    // websockets do not get through: use /api/phone
+  var wsEverOpened = false;
+  var polling = false;     // a long-polling hello is out (HTTP only)
+  var version = null;      // the tally's version, for the long-poll
   var joined = false;      // the kiosk answered our hello
   var stopped = false;     // the kiosk will not take us back: do not reconnect
   var retries = 0;
@@ -21,6 +29,16 @@
   // its own secrecy.
   var canSeal = sealWorks();
   var seal = null;         // {key, challenge, seq, replies} for this connection
+
+  // wsOpenWait: a websocket that a proxy holds open without answering
+  // counts as blocked after this long.
+  var wsOpenWait = 8000;
+
+  var currentKeys = {
+    none: 'phone.current_none',
+    consent: 'phone.current_consent',
+    refuse: 'phone.current_refuse'
+  };
 
   // deviceSecret is this phone's random, never-shown identity: 32 bytes
   // from the browser's CSPRNG, kept so that a reconnect finds the same slip.
@@ -37,13 +55,26 @@
     return s;
   }
 
-  function say(key) { $('status').textContent = t(key); }
+  function say(key) { K.fill($('status'), key); }
 
   function problem(key) {
     var p = $('problem');
-    if (!key) { p.hidden = true; p.textContent = ''; return; }
-    p.textContent = t(key);
+    if (!key) { p.hidden = true; K.plain(p, ''); return; }
+    K.fill(p, key);
     p.hidden = false;
+  }
+
+  // hideSections hides the notice and the buttons for good, moving focus
+  // to el first if it was on something about to disappear.
+  function hideSections(el) {
+    var a = document.activeElement;
+    if (a && ($('choose').contains(a) || $('notice').contains(a))) { el.focus(); }
+    $('notice').hidden = true;
+    $('choose').hidden = true;
+  }
+
+  function helloMessage() {
+    return { type: 'hello', join: joinToken, device: device };
   }
 
   function sealWorks() {
@@ -51,6 +82,7 @@
   }
 
   function send(msg) {
+    if (overHTTP) { post(msg); return true; }
     if (!ws || ws.readyState !== 1) { return false; }
     if (!seal) { ws.send(JSON.stringify(msg)); return true; }
     seal.seq++;
@@ -60,11 +92,11 @@
     return true;
   }
 
-  // onSeal: the kiosk's first message on a connection. Hello goes only
+  // onSeal: the kiosk's first message on a websocket. Hello goes only
   // after it, so that the device secret is sealed too.
   function onSeal(m) {
     if (canSeal) { seal = { key: m.key, challenge: m.challenge, seq: 0, replies: {} }; }
-    send({ type: 'hello', join: joinToken, device: device });
+    send(helloMessage());
   }
 
   // unseal opens the kiosk's sealed answer with the key of the frame it
@@ -77,29 +109,112 @@
     try { return text === null ? null : JSON.parse(text); } catch (e) { return null; }
   }
 
+  function backoff() {
+    // Jittered, so that a whole hall does not reconnect at once after the
+    // kiosk restarts.
+    var delay = Math.min(10000, 500 * Math.pow(2, retries)) * (0.5 + Math.random());
+    retries++;
+    return delay;
+  }
+
+  // lost: the connection went; try again after a while. Before the phone
+  // ever joined, the student keeps seeing "Connecting…": nothing alarming.
+  function lost() {
+    joined = false;
+    if (stopped) { return; }
+    if (round !== 0) { say('phone.reconnecting'); }
+    renderChoice();
+    setTimeout(connect, backoff());
+  }
+
   function connect() {
     if (stopped) { return; }
+    if (overHTTP || !window.WebSocket) {
+      overHTTP = true;
+      poll();
+      return;
+    }
+    var opened = false;
     var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
-    ws = new WebSocket(proto + location.host + '/ws');
+    try {
+      ws = new WebSocket(proto + location.host + '/ws');
+    } catch (e) {
+      overHTTP = true;
+      setTimeout(connect, 0);
+      return;
+    }
+    var sock = ws;
     seal = null;
-    ws.onmessage = function (ev) {
+    var timer = setTimeout(function () { if (!opened) { sock.close(); } }, wsOpenWait);
+    sock.onopen = function () {
+      opened = wsEverOpened = true;
+      clearTimeout(timer);
+      // hello follows the kiosk's first message, "seal"
+    };
+    sock.onmessage = function (ev) {
       var m;
       try { m = JSON.parse(ev.data); } catch (e) { return; }
       if (m && m.type === 'sealed') { m = unseal(m); }
       if (m) { handle(m); }
     };
-    ws.onclose = function () {
-      joined = false;
-      seal = null;
+    sock.onclose = function () {
+      clearTimeout(timer);
+      if (ws === sock) { ws = null; seal = null; }
       if (stopped) { return; }
-      say('phone.reconnecting');
-      renderChoice();
-      // Jittered backoff, so that a whole hall does not reconnect at once
-      // after the kiosk restarts.
-      var delay = Math.min(10000, 500 * Math.pow(2, retries)) * (0.5 + Math.random());
-      retries++;
-      setTimeout(connect, delay);
+      // A websocket that never opened on this page is blocked on the way
+      // (the page itself came from the kiosk): switch to HTTP at once.
+      if (!opened && !wsEverOpened) {
+        overHTTP = true;
+        connect();
+        return;
+      }
+      lost();
     };
+  }
+
+  // post sends one message over HTTP; the answer is a list of the messages
+  // the websocket would have sent.
+  function post(msg, done) {
+    var body = {};
+    for (var k in msg) { if (msg.hasOwnProperty(k)) { body[k] = msg[k]; } }
+    body.device = device;
+    var xhr = new XMLHttpRequest();
+    xhr.open('POST', '/api/phone');
+    xhr.setRequestHeader('Content-Type', 'application/json');
+    xhr.timeout = 45000; // longer than the kiosk's 25 s long-poll
+    xhr.onload = function () {
+      var list = null;
+      try { list = JSON.parse(xhr.responseText); } catch (e) { /* a proxy's page */ }
+      if (!list || typeof list.length !== 'number') {
+        if (done) { done(false); } else { lost(); }
+        return;
+      }
+      for (var i = 0; i < list.length; i++) { handle(list[i]); }
+      if (done) { done(xhr.status === 200); }
+    };
+    xhr.onerror = xhr.ontimeout = function () {
+      if (done) { done(false); } else { lost(); }
+    };
+    xhr.send(JSON.stringify(body));
+  }
+
+  // poll says hello over HTTP, and then keeps saying it with the last
+  // tally version seen, so that the kiosk answers when anything changes.
+  function poll() {
+    if (stopped || polling) { return; }
+    polling = true;
+    var msg = helloMessage();
+    if (joined && version !== null) { msg.seen = version; }
+    post(msg, function (ok) {
+      polling = false;
+      if (stopped) { return; }
+      if (ok) {
+        retries = 0;
+        poll();
+      } else {
+        lost();
+      }
+    });
   }
 
   function handle(m) {
@@ -117,9 +232,8 @@
     round = m.round;
     if (m.closed) {
       stopped = true;
-      $('notice').hidden = true;
-      $('choose').hidden = true;
       say('phone.closed');
+      hideSections($('status'));
       if (ws) { ws.close(); }
       return;
     }
@@ -128,8 +242,8 @@
       pending = null;
       say('phone.round_changed');
     }
-    $('purpose').textContent = m.purpose || t('phone.waiting_purpose');
-    $('notice-text').textContent = m.notice || t('phone.no_notice');
+    if (m.purpose) { K.plain($('purpose'), m.purpose); } else { K.fill($('purpose'), 'phone.waiting_purpose'); }
+    if (m.notice) { K.plain($('notice-text'), m.notice); } else { K.fill($('notice-text'), 'phone.no_notice'); }
     $('notice').hidden = false;
     // Nobody can consent to a recording whose purpose they were not told (R4).
     $('choose').hidden = !m.purpose;
@@ -153,20 +267,22 @@
     }
     if (leaving && choice === 'none') {
       stopped = true;
-      $('notice').hidden = true;
-      $('choose').hidden = true;
       say('phone.left');
-      ws.close();
+      hideSections($('status'));
+      if (ws) { ws.close(); }
       return;
     }
     renderChoice();
   }
 
   function onTally(m) {
-    $('tally-count').textContent = m.headcount > 0
-      ? t('phone.tally', { received: m.received, headcount: m.headcount })
-      : t('phone.tally_no_headcount', { received: m.received });
-    $('tally-outcome').textContent = t(m.unlocked ? 'phone.outcome_unlocked' : 'phone.outcome_locked');
+    if (m.version !== undefined) { version = m.version; }
+    if (m.headcount > 0) {
+      K.fill($('tally-count'), 'phone.tally', { received: m.received, headcount: m.headcount });
+    } else {
+      K.fill($('tally-count'), 'phone.tally_no_headcount', { received: m.received });
+    }
+    K.fill($('tally-outcome'), m.unlocked ? 'phone.outcome_unlocked' : 'phone.outcome_locked');
   }
 
   function onError(m) {
@@ -176,11 +292,14 @@
       case 'join-required':
         stopped = true;
         problem('phone.rejoin');
+        say('phone.not_joined');
+        hideSections($('problem'));
         if (ws) { ws.close(); }
         break;
       case 'closed':
         stopped = true;
         say('phone.closed');
+        hideSections($('status'));
         break;
       case 'stale-round':
         pending = null;
@@ -190,7 +309,8 @@
       default:
         // storage, unavailable, rate-limited: keep the answer and try again.
         if (!joined) {
-          // The hello itself was turned away for now: reconnect with backoff.
+          // The hello itself was turned away for now: reconnect with backoff
+          // (over HTTP, the failed poll does that by itself).
           if (ws) { ws.close(); }
           return;
         }
@@ -218,8 +338,8 @@
     $('refuse').setAttribute('aria-pressed', String(shown === 'refuse'));
     var key;
     if (pending !== null) { key = joined ? 'phone.sending' : 'phone.queued'; }
-    else { key = 'phone.current_' + choice; }
-    $('current').textContent = t(key);
+    else { key = currentKeys[choice] || 'phone.current_none'; }
+    K.fill($('current'), key);
   }
 
   $('consent').onclick = function () { choose('consent'); };
@@ -229,7 +349,8 @@
     if (joined) { send({ type: 'leave' }); }
   };
 
-  window.Kiosk.load('en', function () {
+  K.initSwitcher();
+  K.load(K.lang(), '', function () {
     say('phone.connecting');
     connect();
   });

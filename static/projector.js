@@ -1,11 +1,25 @@
-/* The projector page: the QR code, the count, the banner, and the
-   lecturer's controls. State arrives by long-polling /api/state. */
+/* The projector page: the QR code and typed join code, the count, the
+   banner, and the lecturer's controls. State arrives by long-polling
+   /api/state. With a second language (?lang2=, or the choice at the foot
+   of the page) the words a hall reads are shown in both. */
 (function () {
   'use strict';
-  var t = window.Kiosk.t;
+  var K = window.Kiosk;
   var $ = function (id) { return document.getElementById(id); };
   var version = '';
   var joinURL = '';
+  var langs = { en: 1, nb: 1, nn: 1, sv: 1 };
+
+  var reasonKeys = {
+    'ready': 'proj.reason.ready',
+    'no-headcount': 'proj.reason.no-headcount',
+    'waiting': 'proj.reason.waiting',
+    'refused': 'proj.reason.refused',
+    'overcount': 'proj.reason.overcount',
+    'closed': 'proj.reason.closed',
+    'fault': 'proj.reason.fault',
+    'offline': 'proj.reason.offline'
+  };
 
   function request(method, path, body, done) {
     var xhr = new XMLHttpRequest();
@@ -21,16 +35,21 @@
     xhr.send(body ? JSON.stringify(body) : null);
   }
 
+  function banner(ready, reason) {
+    $('banner').className = 'banner ' + (ready ? 'ready' : 'locked');
+    K.fill($('banner-state'), ready ? 'proj.ready' : 'proj.locked');
+    K.fill($('banner-reason'), reasonKeys[reason] || 'proj.reason.fault');
+  }
+
   function render(st) {
-    var banner = $('banner');
-    banner.className = 'banner ' + (st.unlocked ? 'ready' : 'locked');
-    $('banner-state').textContent = t(st.unlocked ? 'proj.ready' : 'proj.locked');
-    $('banner-reason').textContent = t('proj.reason.' + (st.unlocked ? 'ready' : st.reason));
-    $('count').textContent = st.headcount > 0
-      ? t('proj.count', { received: st.received, headcount: st.headcount })
-      : t('proj.count_no_headcount', { received: st.received });
-    $('issued').textContent = t('proj.issued', { issued: st.issued });
-    $('purpose').textContent = st.purpose ? t('proj.purpose', { purpose: st.purpose }) : t('proj.no_purpose');
+    banner(st.unlocked, st.unlocked ? 'ready' : st.reason);
+    if (st.headcount > 0) {
+      K.fill($('count'), 'proj.count', { received: st.received, headcount: st.headcount });
+    } else {
+      K.fill($('count'), 'proj.count_no_headcount', { received: st.received });
+    }
+    K.fill($('issued'), 'proj.issued', { issued: st.issued });
+    if (st.purpose) { K.fill($('purpose'), 'proj.purpose', { purpose: st.purpose }); } else { K.fill($('purpose'), 'proj.no_purpose'); }
     renderOBS(st.obs);
     prefill('headcount-input', st.headcount > 0 ? String(st.headcount) : '');
     prefill('purpose-input', st.purpose);
@@ -44,8 +63,9 @@
     if (!o) { el.hidden = true; return; }
     el.hidden = false;
     el.className = 'obs' + (o.problem ? ' problem' : '');
-    if (o.problem) { el.textContent = t('proj.obs_problem', { problem: o.problem }); }
-    else { el.textContent = t(o.recording ? 'proj.obs_recording' : 'proj.obs_connected'); }
+    if (o.problem) { K.fill(el, 'proj.obs_problem', { problem: o.problem }); }
+    else if (o.recording) { K.fill(el, 'proj.obs_recording'); }
+    else { K.fill(el, 'proj.obs_connected'); }
   }
 
   // prefill shows the kiosk's value in an empty field the lecturer is not editing.
@@ -56,11 +76,7 @@
 
   // offline: when the kiosk does not answer, the page must not keep showing
   // READY TO RECORD.
-  function offline() {
-    $('banner').className = 'banner locked';
-    $('banner-state').textContent = t('proj.locked');
-    $('banner-reason').textContent = t('proj.reason.offline');
-  }
+  function offline() { banner(false, 'offline'); }
 
   function poll() {
     var q = version ? '?wait=25&seen=' + version : '';
@@ -79,7 +95,9 @@
       if (status === 200 && j && j.url !== joinURL) {
         joinURL = j.url;
         $('qr').src = '/qr.png?for=' + encodeURIComponent(j.url.split('/').pop());
-        $('join-url').textContent = t('proj.join_url', { url: j.url });
+        K.plain($('code-url'), j.code_url);
+        // Grouped in threes: easier to read from the back and to type.
+        K.plain($('code'), j.code.slice(0, 3) + '\u2009' + j.code.slice(3));
       }
     });
   }
@@ -87,9 +105,10 @@
   function control(form, path, body, confirmKey) {
     $(form).onsubmit = function (ev) {
       ev.preventDefault();
-      if (confirmKey && !window.confirm(t(confirmKey))) { return; }
+      if (confirmKey && !window.confirm(K.t(confirmKey))) { return; }
       request('POST', path, body(), function (status, data) {
-        $('control-msg').textContent = status === 200 ? t('proj.saved') : (data && data.message) || ('HTTP ' + status);
+        if (status === 200) { K.fill($('control-msg'), 'proj.saved'); }
+        else { K.fill($('control-msg'), 'proj.not_saved', { message: (data && data.message) || ('HTTP ' + status) }); }
       });
     };
   }
@@ -102,7 +121,20 @@
   });
   control('close-form', '/api/close', function () { return {}; }, 'proj.close_confirm');
 
-  window.Kiosk.load('en', function () {
+  // The second language: ?lang2= first, else the lecturer's last choice.
+  var lang2 = '';
+  var m = /[?&]lang2=([a-z]+)/.exec(location.search);
+  try { lang2 = m ? m[1] : (localStorage.getItem('consent-kiosk-lang2') || ''); } catch (e) { lang2 = m ? m[1] : ''; }
+  if (!langs[lang2]) { lang2 = ''; }
+  $('lang2').value = lang2;
+  $('lang2').onchange = function () {
+    var l2 = langs[this.value] ? this.value : '';
+    try { localStorage.setItem('consent-kiosk-lang2', l2); } catch (e) { /* this visit only */ }
+    K.load(K.lang(), l2);
+  };
+
+  K.initSwitcher();
+  K.load(K.lang(), lang2, function () {
     poll();
     refreshJoin();
     setInterval(refreshJoin, 5000);

@@ -1,0 +1,182 @@
+package kiosk
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/consent-kiosk/kiosk/tally"
+)
+
+// phoneWait is how long a long-polling hello over HTTP waits for a change:
+// well under the 60 s after which proxies and phones give up on a request,
+// and long enough that a hall of idle phones costs little.
+const phoneWait = 25 * time.Second
+
+// phoneLimitIdle: a phone's rate limiter that has not been used for this
+// long is full again anyway, and is forgotten.
+const phoneLimitIdle = time.Minute
+
+// phoneLimits gives each phone on the HTTP fallback the same message rate
+// as a websocket connection. Phones are told apart by a keyed hash of their
+// device secret that lives only in memory, under a key made at start: the
+// secret itself is never kept.
+type phoneLimits struct {
+	key   []byte
+	max   int // most phones tracked; beyond that, idle ones are forgotten
+	rate  rate.Limit
+	burst int
+
+	mu sync.Mutex
+	m  map[[32]byte]*phoneLimit
+}
+
+type phoneLimit struct {
+	lim  *rate.Limiter
+	used time.Time
+}
+
+func newPhoneLimits(max int, lim connLimits) *phoneLimits {
+	key := make([]byte, 32)
+	rand.Read(key)
+	return &phoneLimits{key: key, max: max, rate: lim.msgRate, burst: lim.msgBurst, m: map[[32]byte]*phoneLimit{}}
+}
+
+// allow reports whether the phone with this secret may send a message now.
+func (p *phoneLimits) allow(secret string, now time.Time) bool {
+	h := hmac.New(sha256.New, p.key)
+	h.Write([]byte(secret))
+	var id [32]byte
+	h.Sum(id[:0])
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, ok := p.m[id]
+	if !ok {
+		if len(p.m) >= p.max {
+			for k, v := range p.m {
+				if now.Sub(v.used) > phoneLimitIdle {
+					delete(p.m, k)
+				}
+			}
+			if len(p.m) >= p.max {
+				return false
+			}
+		}
+		l = &phoneLimit{lim: rate.NewLimiter(p.rate, p.burst)}
+		p.m[id] = l
+	}
+	l.used = now
+	return l.lim.AllowN(now, 1)
+}
+
+// handlePhone is the phones' fallback for networks that block websockets:
+// one phone → kiosk message per POST, answered with the kiosk → phone
+// messages the websocket would have sent, under the same checks and limits.
+// A hello with "seen" waits, like /api/unlock, until the tally changes.
+func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r, s.publicHost) {
+		s.writePhone(w, classify(errForbidden).status, errorFrame(errForbidden))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFrameSize)
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.phoneError(w, err)
+		return
+	}
+	m, err := decodePhoneRequest(data)
+	if err != nil {
+		s.phoneError(w, err)
+		return
+	}
+	if !s.phoneLimits.allow(m.Device, time.Now()) {
+		s.phoneError(w, errRateLimited)
+		return
+	}
+	// A waiting phone holds a request open as a websocket holds a
+	// connection, so both count against the same cap.
+	if s.hub.connected.Add(1) > int64(s.maxPhones) {
+		s.hub.connected.Add(-1)
+		writeJSON(w, http.StatusServiceUnavailable, []map[string]string{{"type": "error", "code": "full", "message": "the kiosk has as many phones as it can take"}})
+		return
+	}
+	defer s.hub.connected.Add(-1)
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel) // the kiosk is stopping
+	defer stop()
+
+	switch m.Type {
+	case msgHello:
+		if m.HasSeen {
+			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(phoneWait + 10*time.Second))
+			wctx, wcancel := context.WithTimeout(ctx, phoneWait)
+			s.store.Wait(wctx, m.Seen)
+			wcancel()
+		}
+		sctx, scancel := context.WithTimeout(ctx, storeWait)
+		defer scancel()
+		slip, err := s.joinPhone(sctx, m)
+		if err != nil {
+			s.phoneError(w, err)
+			return
+		}
+		st := s.store.State()
+		t, _ := json.Marshal(newTallyMessage(st))
+		s.writePhone(w, http.StatusOK, newRoundMessage(st), ackFrame(slip), t)
+	case msgSlip, msgLeave:
+		sctx, scancel := context.WithTimeout(ctx, storeWait)
+		defer scancel()
+		var slip tally.Slip
+		if m.Type == msgSlip {
+			slip, err = s.store.Cast(sctx, m.Device, m.Choice, m.Round)
+		} else {
+			slip, err = s.store.Leave(sctx, m.Device)
+		}
+		if errors.Is(err, tally.ErrStaleRound) {
+			s.writePhone(w, classify(err).status, errorFrame(err), newRoundMessage(s.store.State()))
+			return
+		}
+		if err != nil {
+			s.phoneError(w, err)
+			return
+		}
+		s.writePhone(w, http.StatusOK, ackFrame(slip))
+	}
+}
+
+func (s *Server) phoneError(w http.ResponseWriter, err error) {
+	e := classify(err)
+	if e.status == http.StatusInternalServerError {
+		s.log.Error("phone request failed", "err", err)
+	}
+	s.writePhone(w, e.status, errorFrame(err))
+}
+
+// writePhone answers with a JSON array of kiosk → phone messages, each
+// exactly as the websocket would send it (an ack keeps its padding).
+func (s *Server) writePhone(w http.ResponseWriter, status int, frames ...[]byte) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	b := []byte{'['}
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, f...)
+	}
+	b = append(b, "]\n"...)
+	w.Write(b)
+}
