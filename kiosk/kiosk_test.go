@@ -49,11 +49,14 @@ type testKiosk struct {
 	path  string
 }
 
-// newTestKiosk serves a kiosk on loopback with a real SQLite file.
+// newTestKiosk serves a kiosk on loopback with a real SQLite file, with a
+// round that has a purpose, so that phones may answer.
 func newTestKiosk(t *testing.T) *testKiosk {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "kiosk.db")
-	return startKiosk(t, path)
+	k := startKiosk(t, path)
+	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video for enrolled students"}`)
+	return k
 }
 
 func startKiosk(t *testing.T, path string) *testKiosk {
