@@ -251,11 +251,11 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 		now:        opt.Now,
 		retention:  opt.Retention,
 		purgeEvery: opt.PurgeEvery,
-		reqs:    make(chan *request, maxBatch),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		held:    map[DeviceID]*request{},
-		changed: make(chan struct{}),
+		reqs:       make(chan *request, maxBatch),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		held:       map[DeviceID]*request{},
+		changed:    make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
