@@ -80,10 +80,12 @@ func (s *Store) Record(ctx context.Context, round int64) ([]RoundRecord, error) 
 }
 
 func (s *Store) readRecord(ctx context.Context, tx *sql.Tx, round int64) ([]RoundRecord, error) {
-	q := `SELECT id, purpose, notice, notice_hash, lang, series, mode, opened_at, closed_at, headcount, received, paper, outcome FROM rounds`
+	// A round without a purpose is the empty one a new kiosk starts with:
+	// nobody was asked anything, and slips need a purpose.
+	q := `SELECT id, purpose, notice, notice_hash, lang, series, mode, opened_at, closed_at, headcount, received, paper, outcome FROM rounds WHERE purpose != ''`
 	args := []any{}
 	if round != 0 {
-		q += ` WHERE id = ?`
+		q += ` AND id = ?`
 		args = append(args, round)
 	}
 	rows, err := tx.QueryContext(ctx, q+` ORDER BY id`, args...)
@@ -145,7 +147,7 @@ func (s *Store) readRecord(ctx context.Context, tx *sql.Tx, round int64) ([]Roun
 	if round != 0 {
 		q += ` WHERE round = ?`
 	}
-	irows, err := tx.QueryContext(ctx, q+` ORDER BY rowid`, args...)
+	irows, err := tx.QueryContext(ctx, q+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -46,12 +46,12 @@ CREATE TABLE IF NOT EXISTS rounds (
 -- closed, fault, stopped (the kiosk was shut down) or interrupted (the kiosk
 -- stopped without a shutdown; ended_at is then unknown and NULL).
 CREATE TABLE IF NOT EXISTS intervals (
+	id         INTEGER PRIMARY KEY,
 	round      INTEGER NOT NULL,
 	started_at TEXT NOT NULL,
 	ended_at   TEXT,
-	ended_by   TEXT,
-	PRIMARY KEY (round, started_at)
-) WITHOUT ROWID;
+	ended_by   TEXT
+);
 
 -- paper: the current round's paper slip counts as the lecturer last set
 -- them. Like slips, this split exists only while the round is open; when it
