@@ -2,6 +2,7 @@ package kiosk
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -138,8 +139,13 @@ func (c *client) handle(ctx context.Context, m phoneMessage) {
 		c.secret = m.Device
 		c.joined.Store(true)
 		c.conn.SetReadDeadline(time.Now().Add(pongWait))
-		c.queue(newRoundMessage(store.State()))
+		st := store.State()
+		c.queue(newRoundMessage(st))
 		c.queue(ackFrame(slip))
+		if slip.SeriesDay != "" && slip.Round == st.Round.ID {
+			b, _ := json.Marshal(seriesMessage{Type: msgSeries, Round: slip.Round, Series: st.Round.Series, ConsentedOn: slip.SeriesDay})
+			c.queue(b)
+		}
 		c.wakeTally()
 	case msgSlip, msgLeave:
 		if !c.joined.Load() {

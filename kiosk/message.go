@@ -18,10 +18,11 @@ const (
 	msgSlip  = "slip"
 	msgLeave = "leave"
 
-	msgAck   = "ack"
-	msgTally = "tally"
-	msgRound = "round"
-	msgError = "error"
+	msgAck    = "ack"
+	msgTally  = "tally"
+	msgRound  = "round"
+	msgSeries = "series"
+	msgError  = "error"
 )
 
 // deviceSecretPattern: at least 128 bits written as base64url or hex

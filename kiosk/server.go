@@ -58,6 +58,7 @@ type Server struct {
 	maxPhones  int
 	upgrader   websocket.Upgrader
 	handler    http.Handler
+	now        func() time.Time
 
 	ctx    context.Context // ends at Close; bounds work started by phones
 	cancel context.CancelFunc
@@ -86,6 +87,7 @@ func New(cfg Config) *Server {
 		hub:       newHub(cfg.Store, cfg.Logger),
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		maxPhones: cfg.MaxPhones,
+		now:       cfg.Now,
 	}
 	if u, err := url.Parse(s.publicURL); err == nil {
 		s.publicHost = u.Host
@@ -136,6 +138,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/headcount", s.lecturer(s.handleHeadcount))
 	mux.Handle("POST /api/round", s.lecturer(s.handleRound))
 	mux.Handle("POST /api/close", s.lecturer(s.handleClose))
+	mux.Handle("POST /api/paper", s.lecturer(s.handlePaper))
+	mux.Handle("GET /api/record", s.lecturer(s.handleRecord))
+	mux.Handle("GET /api/series", s.lecturer(s.handleSeriesList))
+	mux.Handle("POST /api/series/end", s.lecturer(s.handleSeriesEnd))
+	mux.Handle("GET /api/templates", s.lecturer(s.handleTemplates))
 	mux.Handle("GET /api/join", s.lecturer(s.handleJoin))
 	mux.Handle("GET /api/runtime", s.lecturer(s.handleRuntime))
 	mux.Handle("GET /qr.png", s.lecturer(s.handleQR))
@@ -143,6 +150,7 @@ func (s *Server) routes() http.Handler {
 	// Pages and phones.
 	mux.HandleFunc("GET /{$}", s.servePage("projector.html"))
 	mux.HandleFunc("GET /j/{token}", s.servePage("phone.html"))
+	mux.Handle("GET /record", s.lecturer(s.servePage("record.html")))
 	mux.Handle("GET /static/", http.StripPrefix("/static/", assets))
 	mux.HandleFunc("GET /ws", s.handleWS)
 

@@ -16,6 +16,14 @@
   var choice = 'none';     // the answer as the kiosk has it
   var pending = null;      // an answer not yet acknowledged
   var leaving = false;
+  var current = null;      // the last round message
+  var seriesDay = '';      // the day this phone consented earlier in the round's series
+  var labels = {};         // lang -> notice field labels, from the templates
+  var FIELDS = ['course', 'purpose', 'recorded', 'camera', 'storage', 'sharing', 'retention',
+    'publication', 'access', 'legal_basis', 'controller', 'contact', 'questions'];
+  // SHORT are shown before the buttons: what is recorded, where the camera
+  // films (so one can sit outside it), and how to ask off the recording.
+  var SHORT = ['recorded', 'camera', 'questions'];
 
   // deviceSecret is this phone's random, never-shown identity: 32 bytes
   // from the browser's CSPRNG, kept so that a reconnect finds the same slip.
@@ -74,6 +82,7 @@
       case 'round': onRound(m); break;
       case 'ack': onAck(m); break;
       case 'tally': onTally(m); break;
+      case 'series': onSeries(m); break;
       case 'error': onError(m); break;
     }
   }
@@ -81,6 +90,7 @@
   function onRound(m) {
     var changed = round !== 0 && m.round !== round;
     round = m.round;
+    current = m;
     if (m.closed) {
       stopped = true;
       $('notice').hidden = true;
@@ -92,14 +102,91 @@
     if (changed) {
       choice = 'none';
       pending = null;
+      seriesDay = '';
       say('phone.round_changed');
+      // A phone that consented earlier in this series hears so in answer
+      // to a hello; saying it again needs no fresh QR code.
+      if (m.series && joined) { send({ type: 'hello', join: joinToken, device: device }); }
     }
+    var lecturerOnly = m.mode === 'lecturer-only';
     $('purpose').textContent = m.purpose || t('phone.waiting_purpose');
-    $('notice-text').textContent = m.notice || t('phone.no_notice');
     $('notice').hidden = false;
-    // Nobody can consent to a recording whose purpose they were not told (R4).
-    $('choose').hidden = !m.purpose;
+    $('facts').hidden = lecturerOnly;
+    $('lecturer-only').hidden = !lecturerOnly;
+    // The notice is in the language of its template, which may not be the
+    // page's: screen readers must pronounce it right (WCAG 3.1.2).
+    var lang = m.template || 'en';
+    $('purpose').lang = $('notice-short').lang = $('notice-text').lang = lang;
+    withLabels(lang, function () { renderNotice(m); });
+    // Nobody can consent to a recording whose purpose they were not told
+    // (R4), and a lecturer-only recording asks nobody.
+    $('choose').hidden = !m.purpose || lecturerOnly;
+    $('tally').hidden = lecturerOnly;
     renderChoice();
+  }
+
+  // withLabels loads the field labels of the template the notice was
+  // written from, so that they are in the notice's language.
+  function withLabels(lang, done) {
+    if (labels[lang]) { done(); return; }
+    var xhr = new XMLHttpRequest();
+    xhr.open('GET', '/static/templates/' + encodeURIComponent(lang) + '.json');
+    xhr.onload = function () {
+      try { labels[lang] = JSON.parse(xhr.responseText).labels; } catch (e) { labels[lang] = {}; }
+      done();
+    };
+    xhr.onerror = function () { labels[lang] = {}; done(); };
+    xhr.send();
+  }
+
+  function fieldList(notice, names, only) {
+    var dl = document.createElement('dl');
+    dl.className = 'notice-fields';
+    for (var i = 0; i < FIELDS.length; i++) {
+      var f = FIELDS[i];
+      if (!notice[f] || (only && only.indexOf(f) < 0)) { continue; }
+      var dt = document.createElement('dt');
+      dt.textContent = names[f] || f;
+      var dd = document.createElement('dd');
+      dd.textContent = notice[f];
+      dl.appendChild(dt);
+      dl.appendChild(dd);
+    }
+    return dl;
+  }
+
+  function renderNotice(m) {
+    if (m !== current) { return; } // a newer round arrived meanwhile
+    var shortBox = $('notice-short');
+    var full = $('notice-text');
+    shortBox.innerHTML = '';
+    full.innerHTML = '';
+    if (m.notice && typeof m.notice === 'object') {
+      var names = labels[m.template || 'en'] || {};
+      shortBox.appendChild(fieldList(m.notice, names, SHORT));
+      full.appendChild(fieldList(m.notice, names, null));
+    } else {
+      full.textContent = m.notice || t('phone.no_notice');
+    }
+  }
+
+  function onSeries(m) {
+    if (m.round !== round) { return; }
+    seriesDay = m.consented_on;
+    renderSeries();
+  }
+
+  // renderSeries offers a phone that consented earlier in the series to
+  // confirm that consent with one tap (R5). It is still an ordinary slip,
+  // counted in this room, and refusing stays one tap away below.
+  function renderSeries() {
+    var show = !!seriesDay && !!current && !!current.series && choice === 'none' && pending === null;
+    $('series-offer').hidden = !show;
+    if (!show) { return; }
+    var p = seriesDay.split('-');
+    var day = new Date(Number(p[0]), Number(p[1]) - 1, Number(p[2])).toLocaleDateString();
+    $('series-text').textContent = t('phone.series_text', { series: current.series, date: day });
+    $('series-button').textContent = t('phone.series_confirm', { date: day });
   }
 
   function onAck(m) {
@@ -129,6 +216,8 @@
   }
 
   function onTally(m) {
+    // Nobody is counted in a lecturer-only round: a count would mislead.
+    $('tally').hidden = !!current && current.mode === 'lecturer-only';
     $('tally-count').textContent = m.headcount > 0
       ? t('phone.tally', { received: m.received, headcount: m.headcount })
       : t('phone.tally_no_headcount', { received: m.received });
@@ -174,6 +263,7 @@
   }
 
   function renderChoice() {
+    renderSeries();
     var shown = pending !== null ? pending : choice;
     $('consent').setAttribute('aria-pressed', String(shown === 'consent'));
     $('refuse').setAttribute('aria-pressed', String(shown === 'refuse'));
@@ -184,6 +274,7 @@
   }
 
   $('consent').onclick = function () { choose('consent'); };
+  $('series-confirm').onclick = function () { choose('consent'); };
   $('refuse').onclick = function () { choose('refuse'); };
   $('leave').onclick = function () {
     leaving = true;

@@ -460,6 +460,9 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
+// Retention returns how long ended rounds and series memory are kept.
+func (s *Store) Retention() time.Duration { return s.retention }
+
 // DB returns the underlying database, for tests and diagnostics that read
 // it. Writing through it bypasses the store's state.
 func (s *Store) DB() *sql.DB { return s.db }
