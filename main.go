@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -45,6 +46,9 @@ type options struct {
 	maxPhones  int
 	retention  time.Duration
 	verbose    bool
+	tlsCert    string
+	tlsKey     string
+	hooks      kiosk.Hooks
 }
 
 // retentionFlag reads a retention as days ("180d") or a Go duration
@@ -89,7 +93,13 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.IntVar(&o.maxPhones, "max-phones", kiosk.DefaultMaxPhones, "most phone connections at once")
 	o.retention = tally.DefaultRetention
 	fs.Var(retentionFlag{&o.retention}, "retention", "keep the record of ended rounds and series memory this `long` (days like 180d, or a duration); older ones are deleted at start and daily")
+	fs.StringVar(&o.hooks.OnUnlock, "on-unlock", "", "`COMMAND` run when the kiosk unlocks (interrupted when it locks again)")
+	fs.StringVar(&o.hooks.OnLock, "on-lock", "", "`COMMAND` run when the kiosk locks, and at start while locked")
+	fs.BoolVar(&o.hooks.Shell, "hook-shell", false, "run -on-unlock and -on-lock through sh -c (cmd /C on Windows) instead of splitting on spaces")
+	fs.DurationVar(&o.hooks.Timeout, "hook-timeout", 30*time.Second, "longest a hook may run")
 	fs.BoolVar(&o.verbose, "v", false, "log every request (method, path, status; never addresses)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate `FILE` (PEM; needs -tls-key)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key `FILE` for -tls-cert (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -103,6 +113,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 		}
 		o.publicURL = u
 	}
+	if o.hooks.Timeout <= 0 {
+		return o, fmt.Errorf("-hook-timeout must be positive")
+	}
 	if o.maxPhones < 1 {
 		return o, fmt.Errorf("-max-phones must be at least 1")
 	}
@@ -110,6 +123,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	// would delete the record a lecturer has not yet printed.
 	if o.retention < 24*time.Hour {
 		return o, fmt.Errorf("-retention must be at least 1d")
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return o, fmt.Errorf("-tls-cert and -tls-key go together")
 	}
 	return o, nil
 }
@@ -138,19 +154,44 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		}
 	}
 
+	// Each phone holds one connection; the database, listener and runtime
+	// need a few dozen more.
+	const filesPerKiosk = 64
+	if limit, err := kiosk.RaiseFileLimit(uint64(o.maxPhones) + filesPerKiosk); limit < uint64(o.maxPhones)+filesPerKiosk {
+		phones := max(int(limit)-filesPerKiosk, 0)
+		log.Warn("the system's open-file limit caps how many phones can connect", "limit", limit, "phones", phones, "err", err)
+		o.maxPhones = max(phones, 1)
+	}
+
 	store, err := tally.Open(ctx, o.data, tally.Options{Retention: o.retention})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
+	var tlsConfig *tls.Config
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
 	// Listen before anything is printed, so that a busy port fails at once.
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
 	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 	if o.publicURL == "" {
-		o.publicURL = defaultPublicURL(ln.Addr().(*net.TCPAddr), o.addr)
+		scheme := "http"
+		if tlsConfig != nil {
+			scheme = "https"
+		}
+		o.publicURL = defaultPublicURL(scheme, ln.Addr().(*net.TCPAddr), o.addr)
 	}
 
 	srv := kiosk.New(kiosk.Config{
@@ -160,17 +201,22 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		MaxPhones:  o.maxPhones,
 		Logger:     log,
 	})
-	httpSrv := &http.Server{
-		Handler: logRequests(log, srv.Handler()),
-		// Slow clients must not hold connections open (slow-loris); the
-		// long-poll handler extends its own write deadline.
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpSrv := newHTTPServer(logRequests(log, srv.Handler()), log)
+
+	// Shutdown waits for handlers; long-polls, event streams and websockets
+	// end when the kiosk server closes, so close it as shutdown begins.
+	httpSrv.RegisterOnShutdown(srv.Close)
+
+	hooksDone := make(chan struct{})
+	hooksCtx, stopHooks := context.WithCancel(context.Background())
+	go func() {
+		defer close(hooksDone)
+		if o.hooks.OnUnlock != "" || o.hooks.OnLock != "" {
+			o.hooks.Logger = log
+			o.hooks.Run(hooksCtx, store)
+		}
+	}()
+	defer func() { stopHooks(); <-hooksDone }()
 
 	printBanner(stdout, o, srv)
 
@@ -186,8 +232,27 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = httpSrv.Shutdown(shutdownCtx)
-	srv.Close() // Shutdown leaves websockets open
+	srv.Close()
 	return err
+}
+
+// newHTTPServer is the kiosk's http.Server: every limit a hostile client
+// could otherwise hold open is bounded here.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler: h,
+		// Slow clients must not hold connections open (slow-loris): the
+		// headers must arrive within 5 seconds, a whole request within 15.
+		// The long-poll handler extends its own write deadline; websockets
+		// set their own deadlines once hijacked.
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		// No real request has more than a few hundred bytes of headers.
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 func printBanner(w io.Writer, o options, srv *kiosk.Server) {
@@ -234,13 +299,13 @@ func urlBase(s string) (string, error) {
 
 // defaultPublicURL is the address phones on the same network can reach:
 // the listen host if one was given, otherwise the laptop's LAN address.
-func defaultPublicURL(bound *net.TCPAddr, addr string) string {
+func defaultPublicURL(scheme string, bound *net.TCPAddr, addr string) string {
 	host, _, _ := net.SplitHostPort(addr)
 	ip := net.ParseIP(host)
 	if host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = lanAddress()
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(bound.Port))
+	return scheme + "://" + net.JoinHostPort(host, fmt.Sprint(bound.Port))
 }
 
 // lanAddress picks the laptop's address on the classroom network without

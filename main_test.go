@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"net"
@@ -77,6 +78,16 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Errorf("GET /healthz = %d; want 200", resp.StatusCode)
 	}
 
+	// A recorder listening for events while the kiosk stops must not hold
+	// it up. The first event proves the handler is running.
+	events, err := http.Get(base + "/api/unlock/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Body.Close()
+	sc := bufio.NewScanner(events.Body)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "data: ") {
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -136,10 +147,10 @@ func TestBadFlags(t *testing.T) {
 }
 
 func TestDefaultPublicURL(t *testing.T) {
-	if got := defaultPublicURL(&net.TCPAddr{Port: 8080}, "127.0.0.1:8080"); got != "http://127.0.0.1:8080" {
+	if got := defaultPublicURL("http", &net.TCPAddr{Port: 8080}, "127.0.0.1:8080"); got != "http://127.0.0.1:8080" {
 		t.Errorf("explicit host: %s", got)
 	}
-	got := defaultPublicURL(&net.TCPAddr{Port: 9000}, ":9000")
+	got := defaultPublicURL("http", &net.TCPAddr{Port: 9000}, ":9000")
 	if !strings.HasPrefix(got, "http://") || !strings.HasSuffix(got, ":9000") || strings.Contains(got, "0.0.0.0") {
 		t.Errorf("unspecified host: %s; want the LAN address and port 9000", got)
 	}

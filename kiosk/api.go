@@ -46,10 +46,7 @@ func (s *Server) handleUnlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	writeJSON(w, unlockStatus(st), unlockAnswer{
-		Unlocked: st.Unlocked, Reason: string(st.Reason), Version: st.Version,
-		Round: st.Round.ID, Headcount: st.Headcount, Received: st.Received, Mode: string(st.Round.Mode),
-	})
+	writeJSON(w, unlockStatus(st), newUnlockAnswer(st))
 }
 
 // waitForState answers a possible long-poll: with ?wait=SECONDS&seen=VERSION
@@ -81,6 +78,8 @@ func (s *Server) waitForState(w http.ResponseWriter, r *http.Request) (tally.Sta
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + 10*time.Second))
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
+	// A long-poll ends when the kiosk stops, or Shutdown would wait for it.
+	defer context.AfterFunc(s.ctx, cancel)()
 	return s.store.Wait(ctx, seen), nil
 }
 

@@ -15,31 +15,51 @@ import (
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
-const (
+// connLimits are the time limits on a phone's connection. They are fields,
+// not constants, only so that tests can shorten them.
+type connLimits struct {
 	// writeWait bounds every write, so a phone that stopped reading cannot
 	// hold a goroutine or a buffer for long.
-	writeWait = 10 * time.Second
+	writeWait time.Duration
 	// pongWait: a phone that answers no ping for this long is gone (walked
 	// out of Wi-Fi range, or locked its screen).
-	pongWait = 60 * time.Second
+	pongWait time.Duration
 	// pingPeriod must be shorter than pongWait so that a live phone always
 	// answers in time.
-	pingPeriod = pongWait * 9 / 10
-	// helloWait: a connection that has not said hello by then is not a phone
-	// page, and is closed.
-	helloWait = 20 * time.Second
-	// maxFrameSize: the largest real message is a hello of about 200 bytes;
-	// 4 KiB leaves room for extensions and refuses anything else.
+	pingPeriod time.Duration
+	// helloWait: a connection that has not joined by then is not a phone
+	// page, and is closed; failed hellos do not extend it.
+	helloWait time.Duration
+	// msgRate and msgBurst limit each connection's messages.
+	msgRate  rate.Limit
+	msgBurst int
+}
+
+var defaultLimits = connLimits{
+	writeWait:  10 * time.Second,
+	pongWait:   60 * time.Second,
+	pingPeriod: 54 * time.Second,
+	helloWait:  20 * time.Second,
+	// A phone taps a button now and then; 5 messages a second with a burst
+	// of 20 is generous for a person and stops a script from flooding.
+	msgRate:  5,
+	msgBurst: 20,
+}
+
+const (
+	// maxFrameSize: the largest real message is a sealed hello of about 480
+	// bytes; 4 KiB leaves room for extensions and refuses anything else.
 	maxFrameSize = 4096
 	// sendQueue: per-phone messages waiting to be written. A phone whose
 	// queue is full is too slow and is dropped; it reconnects by itself.
 	sendQueue = 16
 	// storeWait bounds how long a phone's message waits for the disk.
 	storeWait = 15 * time.Second
-	// A phone taps a button now and then; 5 messages a second with a burst
-	// of 20 is generous for a person and stops a script from flooding.
-	msgRate  = 5
-	msgBurst = 20
+	// New phones may join at 50 a second after a burst of a full hall, so
+	// that many connections together cannot register phones without bound
+	// while a real hall scanning at once is never held back.
+	joinRate  = 50
+	joinBurst = 1000
 )
 
 // client is one phone's websocket. One goroutine reads and acts on its
@@ -53,8 +73,12 @@ type client struct {
 	done      chan struct{} // closed when the reader returns
 	joined    atomic.Bool
 	limiter   *rate.Limiter
+	challenge []byte // random per connection; bound into every sealed frame
 
-	secret string // owned by the reader goroutine
+	// Owned by the reader goroutine.
+	secret  string // the one phone this connection speaks for, once known
+	sealed  bool   // the phone seals: never answer it in clear again
+	lastSeq uint32 // the last sealed frame's seq; the next must be higher
 }
 
 func (c *client) queue(msg []byte) {
@@ -84,10 +108,11 @@ func (c *client) readLoop(ctx context.Context) {
 		c.conn.Close()
 	}()
 	c.conn.SetReadLimit(maxFrameSize)
-	c.conn.SetReadDeadline(time.Now().Add(helloWait))
+	lim := c.srv.limits
+	c.conn.SetReadDeadline(time.Now().Add(lim.helloWait))
 	c.conn.SetPongHandler(func(string) error {
 		if c.joined.Load() {
-			c.conn.SetReadDeadline(time.Now().Add(pongWait))
+			c.conn.SetReadDeadline(time.Now().Add(lim.pongWait))
 		}
 		return nil
 	})
@@ -97,7 +122,7 @@ func (c *client) readLoop(ctx context.Context) {
 			return
 		}
 		if c.joined.Load() {
-			c.conn.SetReadDeadline(time.Now().Add(pongWait))
+			c.conn.SetReadDeadline(time.Now().Add(lim.pongWait))
 		}
 		if !c.limiter.Allow() {
 			c.sendError(errRateLimited)
@@ -107,49 +132,91 @@ func (c *client) readLoop(ctx context.Context) {
 			c.sendError(fmt.Errorf("%w: send JSON text frames", errBadMessage))
 			continue
 		}
-		m, err := decodePhoneMessage(data)
+		m, sealed, err := c.decode(data)
 		if err != nil {
-			c.sendError(err)
+			c.answer(sealed, errorFrame(err))
 			continue
 		}
-		c.handle(ctx, m)
+		c.handle(ctx, m, sealed)
 	}
 }
 
-func (c *client) handle(ctx context.Context, m phoneMessage) {
+// decode turns one text frame into a message. For a sealed frame it also
+// returns what seals the answer; once a phone has sealed, a frame in clear
+// is refused, so that no answer on the connection can echo a choice in
+// clear.
+func (c *client) decode(data []byte) (phoneMessage, *Opened, error) {
+	var head struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(data, &head) != nil || head.Type != msgSealed {
+		if c.sealed {
+			return phoneMessage{}, nil, errSealRequired
+		}
+		m, err := decodePhoneMessage(data)
+		return m, nil, err
+	}
+	o, err := c.srv.sealer.OpenFrame(data, c.challenge)
+	if err != nil {
+		return phoneMessage{}, nil, err
+	}
+	if o.Seq <= c.lastSeq {
+		// A frame captured earlier on this connection, played again.
+		return phoneMessage{}, nil, fmt.Errorf("%w: seq %d after %d", ErrSealBroken, o.Seq, c.lastSeq)
+	}
+	c.lastSeq = o.Seq
+	c.sealed = true
+	m, err := decodePhoneMessage(o.Msg)
+	return m, &o, err
+}
+
+// answer sends the answer to one message: sealed if the message was.
+func (c *client) answer(sealed *Opened, msg []byte) {
+	if sealed == nil {
+		c.queue(msg)
+		return
+	}
+	b, err := sealed.SealReply(msg)
+	if err != nil {
+		c.srv.log.Error("seal answer", "err", err)
+		return
+	}
+	c.queue(b)
+}
+
+func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 	ctx, cancel := context.WithTimeout(ctx, storeWait)
 	defer cancel()
 	store := c.srv.store
 	switch m.Type {
 	case msgHello:
-		fresh := false
-		var joinErr error
-		if m.Join != "" {
-			joinErr = c.srv.join.verify(m.Join)
-			fresh = joinErr == nil
+		if c.secret != "" && m.Device != c.secret {
+			// One connection speaks for one phone, so a script cannot mint
+			// phones by saying hello with fresh secrets on one connection.
+			c.answer(sealed, errorFrame(errOnePhone))
+			return
 		}
-		slip, err := store.Join(ctx, m.Device, fresh)
-		if errors.Is(err, tally.ErrUnknownPhone) && joinErr != nil {
-			err = joinErr // say why the token did not do
-		}
+		slip, err := c.join(ctx, m)
 		if err != nil {
-			c.sendError(err)
+			c.answer(sealed, errorFrame(err))
 			return
 		}
 		c.secret = m.Device
 		c.joined.Store(true)
-		c.conn.SetReadDeadline(time.Now().Add(pongWait))
+		c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.pongWait))
 		st := store.State()
 		c.queue(newRoundMessage(st))
-		c.queue(ackFrame(slip))
+		c.answer(sealed, ackFrame(slip))
 		if slip.SeriesDay != "" && slip.Round == st.Round.ID {
-			b, _ := json.Marshal(seriesMessage{Type: msgSeries, Round: slip.Round, Series: st.Round.Series, ConsentedOn: slip.SeriesDay})
-			c.queue(b)
+			// Sealed like the ack: on an open network it would tell a
+			// listener that this phone consented before.
+			b, _ := json.Marshal(seriesMessage{Type: msgSeries, Round: slip.Round, ConsentedOn: slip.SeriesDay})
+			c.answer(sealed, b)
 		}
 		c.wakeTally()
 	case msgSlip, msgLeave:
 		if !c.joined.Load() {
-			c.sendError(errHelloFirst)
+			c.answer(sealed, errorFrame(errHelloFirst))
 			return
 		}
 		var slip tally.Slip
@@ -160,7 +227,7 @@ func (c *client) handle(ctx context.Context, m phoneMessage) {
 			slip, err = store.Leave(ctx, c.secret)
 		}
 		if err != nil {
-			c.sendError(err)
+			c.answer(sealed, errorFrame(err))
 			if errors.Is(err, tally.ErrStaleRound) {
 				c.queue(newRoundMessage(store.State()))
 			}
@@ -169,8 +236,29 @@ func (c *client) handle(ctx context.Context, m phoneMessage) {
 		if m.Type == msgLeave {
 			c.joined.Store(false)
 		}
-		c.queue(ackFrame(slip))
+		c.answer(sealed, ackFrame(slip))
 	}
+}
+
+// join registers the phone. A phone the session knows rejoins at once; a new
+// one needs a valid join token and a share of the kiosk's join rate, so
+// that no script can register phones without bound.
+func (c *client) join(ctx context.Context, m phoneMessage) (tally.Slip, error) {
+	store := c.srv.store
+	slip, err := store.Join(ctx, m.Device, false)
+	if !errors.Is(err, tally.ErrUnknownPhone) {
+		return slip, err
+	}
+	if m.Join == "" {
+		return slip, err
+	}
+	if err := c.srv.join.verify(m.Join); err != nil {
+		return slip, err // say why the token did not do
+	}
+	if !c.srv.newPhones.Allow() {
+		return slip, errRateLimited
+	}
+	return store.Join(ctx, m.Device, true)
 }
 
 // ackFrame encodes an ack so that its length does not depend on the choice:
@@ -184,34 +272,55 @@ func ackFrame(s tally.Slip) []byte {
 }
 
 func (c *client) sendError(err error) {
-	e := classify(err)
-	if e.status == 500 {
+	if classify(err).status == 500 {
 		c.srv.log.Error("phone message failed", "err", err)
 	}
-	b := fmt.Appendf(nil, `{"type":"error","code":%q,"message":%q}`, e.code, e.message)
-	c.queue(b)
+	c.queue(errorFrame(err))
+}
+
+// errorFrame encodes err as a websocket error message short enough to be
+// sealed: a message that would not fit is left out, the code stays.
+func errorFrame(err error) []byte {
+	e := classify(err)
+	b, _ := json.Marshal(map[string]string{"type": msgError, "code": e.code, "message": e.message})
+	if len(b) > ReplyPlaintextLen {
+		b, _ = json.Marshal(map[string]string{"type": msgError, "code": e.code, "message": ""})
+	}
+	return b
 }
 
 // writeLoop writes queued messages, the newest tally when woken, and pings.
 func (c *client) writeLoop() {
-	ping := time.NewTicker(pingPeriod)
+	lim := c.srv.limits
+	ping := time.NewTicker(lim.pingPeriod)
 	defer func() {
 		ping.Stop()
 		c.conn.Close()
 	}()
 	for {
 		var err error
+		// Acks and errors go before tallies: a phone waiting to hear that
+		// its slip counted should not wait behind a count it will see anyway.
 		select {
 		case msg := <-c.send:
-			c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
+			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return
+			}
+			continue
+		default:
+		}
+		select {
+		case msg := <-c.send:
+			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
 			err = c.conn.WriteMessage(websocket.TextMessage, msg)
 		case <-c.tallyWake:
 			if pm := c.hub.tally.Load(); pm != nil {
-				c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+				c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
 				err = c.conn.WritePreparedMessage(pm)
 			}
 		case <-ping.C:
-			c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
 			err = c.conn.WriteMessage(websocket.PingMessage, nil)
 		case <-c.hub.stopping:
 			c.conn.WriteControl(websocket.CloseMessage,

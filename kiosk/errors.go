@@ -16,6 +16,8 @@ var (
 	errBadMessage   = errors.New("malformed message")
 	errHelloFirst   = errors.New("say hello first")
 	errRateLimited  = errors.New("too many messages")
+	errOnePhone     = errors.New("connection already speaks for another phone")
+	errSealRequired = errors.New("this connection seals; a frame in clear is refused")
 )
 
 // apiError is what a client is told about a failure: an HTTP status, a
@@ -55,6 +57,12 @@ func classify(err error) apiError {
 		return apiError{http.StatusForbidden, "join-invalid", "this is not a valid join link; scan the QR code shown in the room"}
 	case errors.Is(err, errHelloFirst):
 		return apiError{http.StatusBadRequest, "hello-first", "send hello before anything else"}
+	case errors.Is(err, ErrSealBroken):
+		return apiError{http.StatusBadRequest, "seal-broken", "this sealed message does not open; reload the page"}
+	case errors.Is(err, errSealRequired):
+		return apiError{http.StatusBadRequest, "sealed-only", "this connection seals its messages; send sealed frames"}
+	case errors.Is(err, errOnePhone):
+		return apiError{http.StatusBadRequest, "one-phone", "one connection speaks for one phone"}
 	case errors.Is(err, errRateLimited):
 		return apiError{http.StatusTooManyRequests, "rate-limited", "too many messages; wait a moment"}
 	case errors.Is(err, tally.ErrStorage):

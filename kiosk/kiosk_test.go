@@ -41,7 +41,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type testKiosk struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *Server
 	http  *httptest.Server
 	store *tally.Store
@@ -51,7 +51,7 @@ type testKiosk struct {
 
 // newTestKiosk serves a kiosk on loopback with a real SQLite file, with a
 // round that has a purpose, so that phones may answer.
-func newTestKiosk(t *testing.T) *testKiosk {
+func newTestKiosk(t testing.TB) *testKiosk {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "kiosk.db")
 	k := startKiosk(t, path)
@@ -59,7 +59,7 @@ func newTestKiosk(t *testing.T) *testKiosk {
 	return k
 }
 
-func startKiosk(t *testing.T, path string) *testKiosk {
+func startKiosk(t testing.TB, path string) *testKiosk {
 	t.Helper()
 	store, err := tally.Open(context.Background(), path, tally.Options{})
 	if err != nil {
@@ -152,7 +152,7 @@ func (k *testKiosk) joinToken() string {
 }
 
 type testPhone struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *websocket.Conn
 	device string
 }
@@ -662,5 +662,51 @@ func TestPhonesHearTally(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// BenchmarkLockFanOut measures how long it takes from a change of lock
+// state until every phone in the hall has heard it: the commit, the hub, and
+// one write per phone over real loopback websockets. The lecturer's headcount
+// flips the state, since a phone may not send that fast.
+func BenchmarkLockFanOut(b *testing.B) {
+	for _, listeners := range []int{100, 500} {
+		b.Run(fmt.Sprintf("phones=%d", listeners), func(b *testing.B) {
+			k := newTestKiosk(b)
+			k.setHeadcount(1)
+			join := k.joinToken()
+			k.newPhone("driver", join).slip("consent")
+			heard := make(chan bool, listeners*4)
+			for i := range listeners {
+				p := k.newPhone(fmt.Sprintf("listener-%d", i), join)
+				go func() {
+					for {
+						var m map[string]any
+						p.conn.SetReadDeadline(time.Now().Add(time.Minute))
+						if err := p.conn.ReadJSON(&m); err != nil {
+							return
+						}
+						if m["type"] == "tally" {
+							heard <- m["unlocked"] == true
+						}
+					}
+				}()
+			}
+			unlocked := true
+			b.ResetTimer()
+			for b.Loop() {
+				unlocked = !unlocked
+				if unlocked {
+					k.setHeadcount(1)
+				} else {
+					k.setHeadcount(2)
+				}
+				for n := 0; n < listeners; {
+					if <-heard == unlocked {
+						n++
+					}
+				}
+			}
+		})
 	}
 }

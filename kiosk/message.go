@@ -17,12 +17,16 @@ const (
 	msgHello = "hello"
 	msgSlip  = "slip"
 	msgLeave = "leave"
+	// msgSealed wraps any phone message, and the kiosk's answer to it, in a
+	// box only the two ends can open (see seal.go).
+	msgSealed = "sealed"
 
 	msgAck    = "ack"
 	msgTally  = "tally"
 	msgRound  = "round"
 	msgSeries = "series"
 	msgError  = "error"
+	msgSeal   = "seal" // the kiosk's first message: key and challenge
 )
 
 // deviceSecretPattern: at least 128 bits written as base64url or hex

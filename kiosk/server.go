@@ -5,6 +5,9 @@ package kiosk
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -56,6 +59,9 @@ type Server struct {
 	publicURL  string
 	publicHost string
 	maxPhones  int
+	limits     connLimits
+	sealer     *Sealer
+	newPhones  *rate.Limiter // registrations of phones new to the session
 	upgrader   websocket.Upgrader
 	handler    http.Handler
 	now        func() time.Time
@@ -88,6 +94,11 @@ func New(cfg Config) *Server {
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		maxPhones: cfg.MaxPhones,
 		now:       cfg.Now,
+		limits:    defaultLimits,
+		// The seal key survives restarts with the store's key, so a phone
+		// whose page stayed open keeps sealing to the right key.
+		sealer:    NewSealer(cfg.Store.Key("seal")),
+		newPhones: rate.NewLimiter(joinRate, joinBurst),
 	}
 	if u, err := url.Parse(s.publicURL); err == nil {
 		s.publicHost = u.Host
@@ -131,6 +142,7 @@ func (s *Server) routes() http.Handler {
 
 	// Recorders: no token needed; the answer says nothing a phone could not see.
 	mux.HandleFunc("GET /api/unlock", s.handleUnlock)
+	mux.HandleFunc("GET /api/unlock/events", s.handleUnlockEvents)
 
 	// Lecturer.
 	mux.HandleFunc("GET /lecturer", s.handleLecturerLogin)
@@ -214,8 +226,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		send:      make(chan []byte, sendQueue),
 		tallyWake: make(chan struct{}, 1),
 		done:      make(chan struct{}),
-		limiter:   rate.NewLimiter(msgRate, msgBurst),
+		limiter:   rate.NewLimiter(s.limits.msgRate, s.limits.msgBurst),
+		challenge: make([]byte, ChallengeLen),
 	}
+	rand.Read(c.challenge)
+	// The first message tells the phone how to seal: the key, and the
+	// challenge that binds its frames to this connection.
+	b64 := base64.RawURLEncoding.EncodeToString
+	c.send <- fmt.Appendf(nil, `{"type":%q,"key":%q,"challenge":%q}`, msgSeal, s.sealer.PublicKeyString(), b64(c.challenge))
 	select {
 	case s.hub.register <- c:
 	case <-s.hub.stopping:

@@ -24,6 +24,11 @@
   // SHORT are shown before the buttons: what is recorded, where the camera
   // films (so one can sit outside it), and how to ask off the recording.
   var SHORT = ['recorded', 'camera', 'questions'];
+  // Sealing hides the answer from others on the Wi-Fi (static/seal.js). A
+  // phone whose engine fails the self-test sends in clear, harming only
+  // its own secrecy.
+  var canSeal = sealWorks();
+  var seal = null;         // {key, challenge, seq, replies} for this connection
 
   // deviceSecret is this phone's random, never-shown identity: 32 bytes
   // from the browser's CSPRNG, kept so that a reconnect finds the same slip.
@@ -49,23 +54,53 @@
     p.hidden = false;
   }
 
+  function sealWorks() {
+    try { return !!window.KioskSeal && window.KioskSeal.selfTest(); } catch (e) { return false; }
+  }
+
   function send(msg) {
-    if (ws && ws.readyState === 1) { ws.send(JSON.stringify(msg)); return true; }
-    return false;
+    if (!ws || ws.readyState !== 1) { return false; }
+    if (!seal) { ws.send(JSON.stringify(msg)); return true; }
+    seal.seq++;
+    var f = window.KioskSeal.sealFrame(seal.key, msg, seal.challenge, seal.seq);
+    seal.replies[seal.seq] = f.open;
+    // A message may get more than one answer (a hello: its ack, then a
+    // series offer), so keys are kept for the last few messages only.
+    delete seal.replies[seal.seq - 16];
+    ws.send(f.text);
+    return true;
+  }
+
+  // onSeal: the kiosk's first message on a connection. Hello goes only
+  // after it, so that the device secret is sealed too.
+  function onSeal(m) {
+    if (canSeal) { seal = { key: m.key, challenge: m.challenge, seq: 0, replies: {} }; }
+    send({ type: 'hello', join: joinToken, device: device });
+  }
+
+  // unseal opens the kiosk's sealed answer with the key of the frame it
+  // answers; an answer that does not open is dropped.
+  function unseal(m) {
+    var open = seal && seal.replies[m.seq];
+    if (!open) { return null; }
+    var text = open(m);
+    try { return text === null ? null : JSON.parse(text); } catch (e) { return null; }
   }
 
   function connect() {
     if (stopped) { return; }
     var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
     ws = new WebSocket(proto + location.host + '/ws');
-    ws.onopen = function () { send({ type: 'hello', join: joinToken, device: device }); };
+    seal = null;
     ws.onmessage = function (ev) {
       var m;
       try { m = JSON.parse(ev.data); } catch (e) { return; }
-      handle(m);
+      if (m && m.type === 'sealed') { m = unseal(m); }
+      if (m) { handle(m); }
     };
     ws.onclose = function () {
       joined = false;
+      seal = null;
       if (stopped) { return; }
       say('phone.reconnecting');
       renderChoice();
@@ -79,6 +114,7 @@
 
   function handle(m) {
     switch (m.type) {
+      case 'seal': onSeal(m); break;
       case 'round': onRound(m); break;
       case 'ack': onAck(m); break;
       case 'tally': onTally(m); break;
@@ -244,6 +280,11 @@
         break;
       default:
         // storage, unavailable, rate-limited: keep the answer and try again.
+        if (!joined) {
+          // The hello itself was turned away for now: reconnect with backoff.
+          if (ws) { ws.close(); }
+          return;
+        }
         if (pending !== null) {
           say('phone.retrying');
           setTimeout(sendChoice, 2000 * (0.5 + Math.random()));

@@ -235,7 +235,7 @@ func (s *Store) EndSeries(ctx context.Context, name string) error {
 		}
 		return func() {
 			if s.mem.round.Series == name {
-				s.mem.seriesKey, s.mem.seriesIDs = nil, map[DeviceID]DeviceID{}
+				s.mem.seriesKey, s.mem.seriesIDs, s.mem.seriesDays = nil, map[DeviceID]DeviceID{}, map[DeviceID]string{}
 			}
 		}, nil
 	})
@@ -281,6 +281,10 @@ func (s *Store) purgeOp(deleted *int) func(context.Context, *sql.Tx) (func(), er
 				return nil, err
 			}
 		}
+		days, err := loadSeriesDays(ctx, tx, s.mem.round.Series)
+		if err != nil {
+			return nil, err
+		}
 		// The current round of a closed session was purged: the kiosk needs
 		// a round to show, so it gets an empty one, still closed.
 		var placeholder Round
@@ -303,9 +307,10 @@ func (s *Store) purgeOp(deleted *int) func(context.Context, *sql.Tx) (func(), er
 			if deleted != nil {
 				*deleted = int(n)
 			}
+			s.mem.seriesDays = days
 			if purgedCurrent {
 				s.mem.round = placeholder
-				s.mem.seriesKey = nil
+				s.mem.seriesKey, s.mem.seriesDays = nil, map[DeviceID]string{}
 			}
 		}, nil
 	}

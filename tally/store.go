@@ -170,13 +170,25 @@ type Store struct {
 	changed chan struct{}
 }
 
+// phoneState says whether a phone is in the session and whether the
+// database knows it. A phone is written only with its first slip: a phone
+// without a slip has nothing to lose in a restart (it scans the QR code
+// again), and sparing that write halves the fsyncs of a hall arriving.
+type phoneState uint8
+
+const (
+	phoneGone   phoneState = iota // not in the session (or left)
+	phoneJoined                   // joined; in memory only
+	phoneSaved                    // joined and in the phones table
+)
+
 type memState struct {
 	round     Round
 	headcount int
 	closed    bool
 	fault     bool
 	deviceKey []byte
-	phones    map[DeviceID]struct{}
+	phones    map[DeviceID]phoneState // never phoneGone
 	slips     map[DeviceID]Choice
 	consents  int
 	refusals  int
@@ -195,6 +207,10 @@ type memState struct {
 	// again when they reconnect).
 	seriesKey []byte
 	seriesIDs map[DeviceID]DeviceID
+	// seriesDays are the phones remembered for the current round's series,
+	// by series hash, with the day each consented: a join looks here, so
+	// that joining needs no transaction.
+	seriesDays map[DeviceID]string
 }
 
 type paperCounts struct{ consents, refusals int }
@@ -331,15 +347,18 @@ func (s *Store) load(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.mem.seriesDays, err = loadSeriesDays(ctx, tx, s.mem.round.Series); err != nil {
+		return err
+	}
 
-	s.mem.phones = map[DeviceID]struct{}{}
+	s.mem.phones = map[DeviceID]phoneState{}
 	s.mem.slips = map[DeviceID]Choice{}
 	if err := eachRow(ctx, tx, `SELECT device FROM phones`, func(rows *sql.Rows) error {
 		var d []byte
 		if err := rows.Scan(&d); err != nil {
 			return err
 		}
-		s.mem.phones[deviceID(d)] = struct{}{}
+		s.mem.phones[deviceID(d)] = phoneSaved
 		return nil
 	}); err != nil {
 		return err

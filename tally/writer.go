@@ -174,6 +174,10 @@ func (s *Store) NewRound(ctx context.Context, spec RoundSpec) (Round, error) {
 				return nil, err
 			}
 		}
+		days, err := loadSeriesDays(ctx, tx, spec.Series)
+		if err != nil {
+			return nil, err
+		}
 		headcount := s.mem.headcount
 		if s.mem.closed {
 			headcount = 0 // a new session: the room must be counted again
@@ -193,7 +197,7 @@ func (s *Store) NewRound(ctx context.Context, spec RoundSpec) (Round, error) {
 			s.mem.slips = map[DeviceID]Choice{}
 			s.mem.consents, s.mem.refusals = 0, 0
 			s.mem.paper = paperCounts{}
-			s.mem.seriesKey, s.mem.seriesIDs = seriesKey, map[DeviceID]DeviceID{}
+			s.mem.seriesKey, s.mem.seriesIDs, s.mem.seriesDays = seriesKey, map[DeviceID]DeviceID{}, days
 			s.mem.open = open
 			round = next
 		}, nil
@@ -221,6 +225,29 @@ func (s *Store) joinSeries(ctx context.Context, tx *sql.Tx, name, hash string) (
 	today := s.now().Format(dayFormat)
 	_, err = tx.ExecContext(ctx, `INSERT INTO series (name, notice_hash, key, started_on, last_on) VALUES (?, ?, ?, ?, ?)`, name, hash, key, today, today)
 	return key, err
+}
+
+// loadSeriesDays reads the phones remembered for the named series; none
+// for "".
+func loadSeriesDays(ctx context.Context, tx *sql.Tx, series string) (map[DeviceID]string, error) {
+	days := map[DeviceID]string{}
+	if series == "" {
+		return days, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT device, day FROM series_phones WHERE series = ?`, series)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d []byte
+		var day string
+		if err := rows.Scan(&d, &day); err != nil {
+			return nil, err
+		}
+		days[deviceID(d)] = day
+	}
+	return days, rows.Err()
 }
 
 // endRound writes the aggregate record of the current round as it ends
@@ -299,7 +326,7 @@ func (s *Store) CloseSession(ctx context.Context) error {
 		return func() {
 			s.mem.closed = true
 			s.mem.deviceKey = key
-			s.mem.phones = map[DeviceID]struct{}{}
+			s.mem.phones = map[DeviceID]phoneState{}
 			s.mem.slips = map[DeviceID]Choice{}
 			s.mem.consents, s.mem.refusals = 0, 0
 			s.mem.paper = paperCounts{}
@@ -509,20 +536,20 @@ func keyedHash(key []byte, secret string) DeviceID {
 // s.mem plus the batch's changes, which reach s.mem only after the commit.
 type overlay struct {
 	mem      *memState
-	phones   map[DeviceID]bool
+	phones   map[DeviceID]phoneState
 	slips    map[DeviceID]Choice
 	series   map[DeviceID]DeviceID // series hashes learnt in this batch
 	consents int
 	refusals int
 	issued   int
+	dirty    bool // the batch wrote to the database
 }
 
-func (o *overlay) hasPhone(d DeviceID) bool {
-	if in, ok := o.phones[d]; ok {
-		return in
+func (o *overlay) phone(d DeviceID) phoneState {
+	if ps, ok := o.phones[d]; ok {
+		return ps
 	}
-	_, in := o.mem.phones[d]
-	return in
+	return o.mem.phones[d]
 }
 
 func (o *overlay) slip(d DeviceID) Choice {
@@ -539,36 +566,31 @@ func (o *overlay) counts() Counts {
 }
 
 // apply validates one phone change and writes it in tx. A domain error
-// concerns that change only; any other error fails the transaction.
+// concerns that change only; any other error fails the transaction. With a
+// nil tx it is a dry run that changes only the overlay.
 func (o *overlay) apply(ctx context.Context, tx *sql.Tx, r *request) (Slip, error) {
 	round := o.mem.round.ID
 	if o.mem.closed {
 		return Slip{}, ErrClosed
 	}
+	ps := o.phone(r.device)
 	switch r.kind {
 	case opJoin:
-		if !o.hasPhone(r.device) {
+		if ps == phoneGone {
 			if !r.fresh {
 				return Slip{}, ErrUnknownPhone
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO phones (device) VALUES (?)`, r.device[:]); err != nil {
-				return Slip{}, err
-			}
-			o.phones[r.device] = true
+			o.phones[r.device] = phoneJoined
 			o.issued++
 		}
 		slip := Slip{Choice: o.slip(r.device), Round: round}
 		if r.inSeries {
 			o.series[r.device] = r.seriesID
-			err := tx.QueryRowContext(ctx, `SELECT day FROM series_phones WHERE series = ? AND device = ?`,
-				o.mem.round.Series, r.seriesID[:]).Scan(&slip.SeriesDay)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return Slip{}, err
-			}
+			slip.SeriesDay = o.mem.seriesDays[r.seriesID]
 		}
 		return slip, nil
 	case opCast:
-		if !o.hasPhone(r.device) {
+		if ps == phoneGone {
 			return Slip{}, ErrUnknownPhone
 		}
 		if r.round != 0 && r.round != round {
@@ -585,22 +607,39 @@ func (o *overlay) apply(ctx context.Context, tx *sql.Tx, r *request) (Slip, erro
 		if r.inSeries {
 			o.series[r.device] = r.seriesID
 		}
+		if ps == phoneJoined && r.choice != ChoiceNone {
+			if err := o.exec(ctx, tx, `INSERT OR IGNORE INTO phones (device) VALUES (?)`, r.device[:]); err != nil {
+				return Slip{}, err
+			}
+			o.phones[r.device] = phoneSaved
+		}
 		return Slip{Choice: r.choice, Round: round}, o.setSlip(ctx, tx, r.device, r.choice)
 	case opLeave:
-		if !o.hasPhone(r.device) {
+		if ps == phoneGone {
 			return Slip{Choice: ChoiceNone, Round: round}, nil
 		}
 		if err := o.setSlip(ctx, tx, r.device, ChoiceNone); err != nil {
 			return Slip{}, err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM phones WHERE device = ?`, r.device[:]); err != nil {
-			return Slip{}, err
+		if ps == phoneSaved {
+			if err := o.exec(ctx, tx, `DELETE FROM phones WHERE device = ?`, r.device[:]); err != nil {
+				return Slip{}, err
+			}
 		}
-		o.phones[r.device] = false
+		o.phones[r.device] = phoneGone
 		o.issued--
 		return Slip{Choice: ChoiceNone, Round: round}, nil
 	}
 	return Slip{}, fmt.Errorf("%w: unknown change", ErrInvalid)
+}
+
+func (o *overlay) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	o.dirty = true
+	if tx == nil {
+		return nil // a dry run
+	}
+	_, err := tx.ExecContext(ctx, query, args...)
+	return err
 }
 
 func (o *overlay) setSlip(ctx context.Context, tx *sql.Tx, d DeviceID, c Choice) error {
@@ -610,9 +649,9 @@ func (o *overlay) setSlip(ctx context.Context, tx *sql.Tx, d DeviceID, c Choice)
 	}
 	var err error
 	if c == ChoiceNone {
-		_, err = tx.ExecContext(ctx, `DELETE FROM slips WHERE device = ?`, d[:])
+		err = o.exec(ctx, tx, `DELETE FROM slips WHERE device = ?`, d[:])
 	} else {
-		_, err = tx.ExecContext(ctx, `INSERT INTO slips (device, choice) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET choice = excluded.choice`, d[:], c)
+		err = o.exec(ctx, tx, `INSERT INTO slips (device, choice) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET choice = excluded.choice`, d[:], c)
 	}
 	if err != nil {
 		return err
@@ -638,12 +677,12 @@ func (o *overlay) commit() {
 	for d, id := range o.series {
 		m.seriesIDs[d] = id
 	}
-	for d, in := range o.phones {
-		if in {
-			m.phones[d] = struct{}{}
-		} else {
+	for d, ps := range o.phones {
+		if ps == phoneGone {
 			delete(m.phones, d)
 			delete(m.seriesIDs, d)
+		} else {
+			m.phones[d] = ps
 		}
 	}
 	for d, c := range o.slips {
@@ -691,6 +730,18 @@ func (s *Store) runPhones(batch []*request) {
 	}
 }
 
+func (s *Store) newOverlay() *overlay {
+	return &overlay{
+		mem:      &s.mem,
+		phones:   map[DeviceID]phoneState{},
+		slips:    map[DeviceID]Choice{},
+		series:   map[DeviceID]DeviceID{},
+		consents: s.mem.consents,
+		refusals: s.mem.refusals,
+		issued:   len(s.mem.phones),
+	}
+}
+
 // commitPhones applies batch in one transaction. It returns false, having
 // changed nothing, when storage failed.
 func (s *Store) commitPhones(batch []*request) ([]result, bool) {
@@ -698,22 +749,31 @@ func (s *Store) commitPhones(batch []*request) ([]result, bool) {
 	if s.mem.fault {
 		return nil, false
 	}
+	// Work the batch out in memory first. Locking never waits on the disk,
+	// and BEGIN itself may wait on a file another process holds: if the
+	// batch would lock, say so before it. A batch of joins only writes
+	// nothing and needs no transaction at all.
+	dry := s.newOverlay()
+	results := make([]result, len(batch))
+	for i, r := range batch {
+		slip, err := dry.apply(ctx, nil, r)
+		results[i] = result{slip: slip, err: err}
+	}
+	if !dry.dirty {
+		dry.commit()
+		s.publish()
+		return results, true
+	}
+	if pending := dry.counts(); !Decide(pending).Unlocked && s.State().Unlocked {
+		s.publishCounts(pending, dry.issued)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		s.storageFailed(err)
 		return nil, false
 	}
 	defer tx.Rollback()
-	o := &overlay{
-		mem:      &s.mem,
-		phones:   map[DeviceID]bool{},
-		slips:    map[DeviceID]Choice{},
-		series:   map[DeviceID]DeviceID{},
-		consents: s.mem.consents,
-		refusals: s.mem.refusals,
-		issued:   len(s.mem.phones),
-	}
-	results := make([]result, len(batch))
+	o := s.newOverlay()
 	for i, r := range batch {
 		slip, err := o.apply(ctx, tx, r)
 		if err != nil && !isDomainError(err) {
@@ -722,15 +782,7 @@ func (s *Store) commitPhones(batch []*request) ([]result, bool) {
 		}
 		results[i] = result{slip: slip, err: err}
 	}
-	if len(o.phones) == 0 && len(o.slips) == 0 {
-		o.commit() // nothing to write, but series hashes to remember
-		return results, true
-	}
-	pending := o.counts()
-	if !Decide(pending).Unlocked && s.State().Unlocked {
-		s.publishCounts(pending, o.issued)
-	}
-	open, err := s.markInterval(ctx, tx, s.mem.open, pending, s.mem.round.ID, EndSlipChanged)
+	open, err := s.markInterval(ctx, tx, s.mem.open, o.counts(), s.mem.round.ID, EndSlipChanged)
 	if err != nil {
 		s.storageFailed(err)
 		return nil, false

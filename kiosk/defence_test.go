@@ -1,0 +1,226 @@
+package kiosk
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/consent-kiosk/kiosk/tally"
+)
+
+// TestWithdrawalLocksWhileDiskIsSlow holds SQLite's write lock from a second
+// connection, as another process or a stalled disk would, so the kiosk's
+// commit waits. A withdrawal must lock /api/unlock before its ack arrives.
+func TestWithdrawalLocksWhileDiskIsSlow(t *testing.T) {
+	k := newTestKiosk(t)
+	k.setHeadcount(1)
+	p := k.newPhone("a", k.joinToken())
+	p.slip("consent")
+	k.wantUnlock("before", 200, "")
+
+	other, err := sql.Open("sqlite", tally.DSN(k.path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.SetMaxOpenConns(1)
+	ctx := context.Background()
+	hold, err := other.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hold.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('held', 1)`); err != nil {
+		t.Fatal(err)
+	}
+
+	sent := time.Now()
+	p.send(map[string]string{"type": "slip", "choice": "refuse"})
+	waitState(t, k, func(st tally.State) bool { return !st.Unlocked })
+	// Well under the 5 s busy_timeout: the lock did not wait for the disk.
+	if took := time.Since(sent); took > 2*time.Second {
+		t.Errorf("the withdrawal locked after %v; want at once", took)
+	}
+	k.wantUnlock("withdrawal while the disk is held", 423, "refused")
+	// The ack has not come: the commit still waits for the disk.
+	p.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	for {
+		var m map[string]any
+		if err := p.conn.ReadJSON(&m); err != nil {
+			break // the deadline: no ack yet, as it should be
+		}
+		if m["type"] == "ack" {
+			t.Fatalf("ack %v arrived while the write lock was held", m)
+		}
+	}
+	hold.Rollback()
+	// gorilla's conn cannot be read after a timeout; the phone reconnects.
+	p.conn.Close()
+	again := k.connectPhone("a")
+	again.hello("")
+	if ack := again.expect("ack"); ack["choice"] != "refuse" {
+		t.Errorf("after the disk came back the phone holds %v; want refuse", ack)
+	}
+	k.wantUnlock("after", 423, "refused")
+}
+
+// TestConnectionCap: past the cap, the kiosk refuses a websocket with a
+// clear 503 answer, and takes one again when a phone leaves.
+func TestConnectionCap(t *testing.T) {
+	k := newTestKiosk(t)
+	k.srv.maxPhones = 2
+	a, b := k.connectPhone("a"), k.connectPhone("b")
+	_ = b
+	_, resp, err := k.dial(k.http.URL)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third connection: %v %v; want 503", resp, err)
+	}
+	var body map[string]string
+	json.NewDecoder(resp.Body).Decode(&body)
+	if body["error"] != "full" || body["message"] == "" {
+		t.Errorf("refusal body %v; want error full with a message", body)
+	}
+	a.conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for k.srv.hub.connected.Load() > 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection still counts against the cap")
+		}
+		time.Sleep(10 * time.Millisecond) // bounded polling
+	}
+	if _, _, err := k.dial(k.http.URL); err != nil {
+		t.Errorf("connection after one left: %v; want accepted", err)
+	}
+}
+
+// TestIdleConnectionClosed: a connection that never joins is closed after
+// helloWait, and a joined one that stops answering pings after pongWait.
+func TestIdleConnectionClosed(t *testing.T) {
+	k := newTestKiosk(t)
+	k.srv.limits.helloWait = 200 * time.Millisecond
+	k.srv.limits.pongWait = 300 * time.Millisecond
+	k.srv.limits.pingPeriod = 100 * time.Millisecond
+	silent := k.connectPhone("silent")
+	waitClosed(t, silent.conn, "a connection that never said hello")
+
+	joined := k.newPhone("joined", k.joinToken())
+	// gorilla answers pings only while the application reads; a phone that
+	// stops reading stops answering, as a frozen page does.
+	joined.conn.SetPingHandler(func(string) error { return nil })
+	waitClosed(t, joined.conn, "a joined phone that answers no ping")
+}
+
+// waitClosed reads until the kiosk closes conn, for at most 5 seconds.
+func waitClosed(t *testing.T, conn *websocket.Conn, what string) {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := conn.ReadMessage(); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatalf("%s was not closed within 5s", what)
+			}
+			return
+		}
+	}
+}
+
+// TestReadLimit: a frame over the read limit closes the connection and
+// changes nothing.
+func TestReadLimit(t *testing.T) {
+	k := newTestKiosk(t)
+	p := k.connectPhone("big")
+	p.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"hello","device":"`+strings.Repeat("a", maxFrameSize)+`"}`))
+	waitClosed(t, p.conn, "a connection that sent an over-long frame")
+	if st := k.store.State(); st.Issued != 0 {
+		t.Errorf("issued = %d; want 0", st.Issued)
+	}
+}
+
+// TestPerConnectionRateLimit: past the burst, messages are refused with
+// rate-limited and change nothing.
+func TestPerConnectionRateLimit(t *testing.T) {
+	k := newTestKiosk(t)
+	k.setHeadcount(1)
+	p := k.newPhone("a", k.joinToken())
+	limited := 0
+	for i := range defaultLimits.msgBurst + 10 {
+		p.send(map[string]string{"type": "slip", "choice": []string{"consent", "refuse"}[i%2]})
+	}
+	p.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for n := 0; n < defaultLimits.msgBurst+10; {
+		var m map[string]any
+		if err := p.conn.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		switch m["type"] {
+		case "ack":
+			n++
+		case "error":
+			if m["code"] != "rate-limited" {
+				t.Fatalf("error %v; want rate-limited", m)
+			}
+			limited++
+			n++
+		}
+	}
+	if limited == 0 {
+		t.Errorf("%d messages at once were all taken; want some rate-limited", defaultLimits.msgBurst+10)
+	}
+}
+
+// TestLecturerTokenComparison: the lecturer check accepts exactly the token,
+// whatever its length, and the cookie value is not the token.
+func TestLecturerTokenComparison(t *testing.T) {
+	a := newLecturerAuth(testToken)
+	for _, tok := range []string{"", testToken[:1], testToken[:len(testToken)-1], testToken + "\x00", strings.ToUpper(testToken), " " + testToken} {
+		if a.tokenOK(tok) {
+			t.Errorf("tokenOK(%q) = true; want false", tok)
+		}
+	}
+	if !a.tokenOK(testToken) {
+		t.Error("tokenOK(the token) = false")
+	}
+	if strings.Contains(a.cookieValue, testToken) || len(a.cookieValue) < 32 {
+		t.Errorf("cookie value %q; want a 256-bit value derived from the token", a.cookieValue)
+	}
+}
+
+// TestCSRFOriginCheck covers each way a browser says where a request came
+// from, on an authorized request that would change state.
+func TestCSRFOriginCheck(t *testing.T) {
+	k := newTestKiosk(t)
+	tests := []struct {
+		name   string
+		header map[string]string
+		status int
+	}{
+		{"no origin (curl)", nil, 200},
+		{"own origin", map[string]string{"Origin": k.http.URL}, 200},
+		{"foreign origin", map[string]string{"Origin": "http://evil.example"}, 403},
+		{"null origin", map[string]string{"Origin": "null"}, 403},
+		{"cross-site fetch metadata", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"same host, other port", map[string]string{"Origin": "http://127.0.0.1:1"}, 403},
+	}
+	for i, tt := range tests {
+		req, _ := http.NewRequest("POST", k.http.URL+"/api/headcount", strings.NewReader(fmt.Sprintf(`{"headcount":%d}`, 10+i)))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		for h, v := range tt.header {
+			req.Header.Set(h, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		changed := k.store.State().Headcount == 10+i
+		if resp.StatusCode != tt.status || changed != (tt.status == 200) {
+			t.Errorf("%s: POST /api/headcount = %d, changed %v; want %d", tt.name, resp.StatusCode, changed, tt.status)
+		}
+	}
+}

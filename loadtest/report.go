@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report is everything one run of the harness measured.
+type report struct {
+	Phones     int     `json:"phones"`
+	Ramp       ms      `json:"ramp_ms"`
+	Machine    machine `json:"machine"`
+	Targets    targets `json:"targets"`
+	Floor      *result `json:"floor,omitempty"`
+	Kiosk      *result `json:"kiosk,omitempty"`
+	FloorError string  `json:"floor_error,omitempty"`
+	KioskError string  `json:"kiosk_error,omitempty"`
+}
+
+// machine describes where the run happened, since on a shared machine the
+// absolute numbers depend on it.
+type machine struct {
+	CPUs       int    `json:"cpus"`
+	Memory     string `json:"memory"`
+	Go         string `json:"go"`
+	OS         string `json:"os"`
+	LoadBefore string `json:"load_before"`
+	FileLimit  uint64 `json:"file_limit"`
+}
+
+// targets are issue 5's goals for a hall of this size.
+type targets struct {
+	Hall     int     `json:"hall"` // the column of the targets table used
+	UnlockMs float64 `json:"unlock_ms"`
+	LockMs   float64 `json:"lock_ms"`
+	RSSMB    float64 `json:"rss_mb"`
+	AckRatio float64 `json:"ack_p99_ratio"`
+}
+
+// targetsFor picks the targets for a hall of n phones: the N = 1,000 column
+// up to 1,000 phones, the N = 5,000 column above.
+func targetsFor(n int) targets {
+	if n <= 1000 {
+		return targets{Hall: 1000, UnlockMs: 50, LockMs: 20, RSSMB: 60, AckRatio: 1}
+	}
+	return targets{Hall: 5000, UnlockMs: 100, LockMs: 50, RSSMB: 200, AckRatio: 1}
+}
+
+func (r *report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// writeTable prints the report for a person: one row per figure, the floor
+// and the kiosk side by side, the ratio, and whether the target is met.
+func (r *report) writeTable(w io.Writer) error {
+	fmt.Fprintf(w, "hall of %d phones, ramp %v; targets from the N = %d column\n",
+		r.Phones, time.Duration(r.Ramp), r.Targets.Hall)
+	m := r.Machine
+	fmt.Fprintf(w, "machine: %d CPUs, %s, %s %s, load before %s, open-file limit %d\n\n",
+		m.CPUs, m.Memory, m.Go, m.OS, m.LoadBefore, m.FileLimit)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\ttarget\tfloor\tkiosk\tkiosk/floor\tmet")
+	f, k := r.Floor, r.Kiosk
+	row := func(name, target string, get func(*result) string, ratio func(f, k *result) string, met func(*result) bool) {
+		fv, kv, rv, mv := "—", "—", "", ""
+		if f != nil {
+			fv = get(f)
+		}
+		if k != nil {
+			kv = get(k)
+			if met != nil {
+				mv = "yes"
+				if !met(k) {
+					mv = "NO"
+				}
+			}
+		}
+		if f != nil && k != nil && ratio != nil {
+			rv = ratio(f, k)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, target, fv, kv, rv, mv)
+	}
+	durRatio := func(get func(*result) ms) func(f, k *result) string {
+		return func(f, k *result) string { return ratioString(float64(get(k)), float64(get(f))) }
+	}
+	t := r.Targets
+
+	row("phones acked", "all",
+		func(x *result) string { return fmt.Sprintf("%d/%d", x.Acked, x.Phones) },
+		nil,
+		func(x *result) bool { return x.Failed == 0 })
+	row("ack p50", "",
+		func(x *result) string { return x.AckP50.String() },
+		durRatio(func(x *result) ms { return x.AckP50 }), nil)
+	row("ack p99", fmt.Sprintf("≤ %.1f × floor", t.AckRatio),
+		func(x *result) string { return x.AckP99.String() },
+		durRatio(func(x *result) ms { return x.AckP99 }),
+		func(x *result) bool {
+			return f != nil && x.Failed == 0 && float64(x.AckP99) <= t.AckRatio*float64(f.AckP99)
+		})
+	row("ack max", "",
+		func(x *result) string { return x.AckMax.String() },
+		durRatio(func(x *result) ms { return x.AckMax }), nil)
+	row("withdrawal ack", "",
+		func(x *result) string { return x.WithdrawAck.String() },
+		durRatio(func(x *result) ms { return x.WithdrawAck }), nil)
+	row("recorder sees unlocked after last ack", fmt.Sprintf("≤ %.0f ms", t.UnlockMs),
+		func(x *result) string { return seenString(x.UnlockSeen, x.UnlockAfterLastAck) },
+		durRatio(func(x *result) ms { return x.UnlockAfterLastAck }),
+		func(x *result) bool { return x.UnlockSeen && msOf(x.UnlockAfterLastAck) <= t.UnlockMs })
+	row("recorder sees locked after withdrawal", fmt.Sprintf("≤ %.0f ms", t.LockMs),
+		func(x *result) string { return seenString(x.LockSeen, x.LockAfterWithdraw) },
+		durRatio(func(x *result) ms { return x.LockAfterWithdraw }),
+		func(x *result) bool { return x.LockSeen && msOf(x.LockAfterWithdraw) <= t.LockMs })
+	row("peak RSS", fmt.Sprintf("≤ %.0f MB", t.RSSMB),
+		func(x *result) string { return mbString(x.PeakRSS) },
+		func(f, k *result) string { return ratioString(float64(k.PeakRSS), float64(f.PeakRSS)) },
+		func(x *result) bool { return x.PeakRSS > 0 && float64(x.PeakRSS)/1e6 <= t.RSSMB })
+	row("goroutines start/peak/end", "",
+		func(x *result) string { return x.Goroutines.String() },
+		func(f, k *result) string {
+			return ratioString(float64(k.Goroutines.Peak), float64(f.Goroutines.Peak)) + " (peak)"
+		}, nil)
+	row("open files start/peak/end", "",
+		func(x *result) string { return x.OpenFiles.String() },
+		func(f, k *result) string {
+			return ratioString(float64(k.OpenFiles.Peak), float64(f.OpenFiles.Peak)) + " (peak)"
+		}, nil)
+	row("back to start after all left", "yes",
+		func(x *result) string { return yesNo(x.Returned) },
+		nil,
+		func(x *result) bool { return x.Returned })
+	row("frames to phones", "",
+		func(x *result) string { return fmt.Sprint(x.FramesToPhones) },
+		func(f, k *result) string { return ratioString(float64(k.FramesToPhones), float64(f.FramesToPhones)) },
+		nil)
+	row("recorder errors", "",
+		func(x *result) string { return fmt.Sprint(x.RecorderErrors) },
+		nil, nil)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	for _, x := range []*result{f, k} {
+		if x != nil && x.Failed > 0 {
+			fmt.Fprintf(w, "\n%s failures: %s (first: %s)\n", x.Target, failureString(x.Failures), x.FirstErr)
+		}
+	}
+	if r.FloorError != "" {
+		fmt.Fprintf(w, "\nfloor not measured: %s\n", r.FloorError)
+	}
+	if r.KioskError != "" {
+		fmt.Fprintf(w, "\nkiosk not measured: %s\n", r.KioskError)
+	}
+	return nil
+}
+
+func (g gauge) String() string {
+	n := func(v int) string {
+		if v < 0 {
+			return "?"
+		}
+		return fmt.Sprint(v)
+	}
+	return n(g.Start) + "/" + n(g.Peak) + "/" + n(g.End)
+}
+
+func msOf(d ms) float64 { return float64(d) / float64(time.Millisecond) }
+
+func seenString(seen bool, d ms) string {
+	if !seen {
+		return "never"
+	}
+	return d.String()
+}
+
+func mbString(b int64) string {
+	if b <= 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MB", float64(b)/1e6)
+}
+
+// ratioString returns num/den, or "—" when either figure is zero or
+// negative (a recorder that heard before the last phone) and a ratio would
+// mean nothing.
+func ratioString(num, den float64) string {
+	if den <= 0 || num < 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", num/den)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func failureString(f map[string]int) string {
+	var parts []string
+	for reason, n := range f {
+		parts = append(parts, fmt.Sprintf("%s: %d", reason, n))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
