@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,11 +46,43 @@ type options struct {
 	adminToken string
 	publicURL  string
 	maxPhones  int
+	retention  time.Duration
 	verbose    bool
 	tlsCert    string
 	tlsKey     string
 	hooks      kiosk.Hooks
 	obs        obs.Config
+}
+
+// retentionFlag reads a retention as days ("180d") or a Go duration
+// ("4320h").
+type retentionFlag struct{ d *time.Duration }
+
+func (f retentionFlag) String() string {
+	if f.d == nil {
+		return ""
+	}
+	if *f.d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", *f.d/(24*time.Hour))
+	}
+	return f.d.String()
+}
+
+func (f retentionFlag) Set(s string) error {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return fmt.Errorf("%q is not a number of days", s)
+		}
+		*f.d = time.Duration(n) * 24 * time.Hour
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is neither days (180d) nor a duration (4320h)", s)
+	}
+	*f.d = d
+	return nil
 }
 
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (options, error) {
@@ -61,6 +94,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.StringVar(&o.adminToken, "admin-token", getenv("KIOSK_ADMIN_TOKEN"), "lecturer `TOKEN` (also KIOSK_ADMIN_TOKEN; default: a random one)")
 	fs.StringVar(&o.publicURL, "public-url", "", "base `URL` put in the QR code (default: http://LAN-ADDRESS:PORT)")
 	fs.IntVar(&o.maxPhones, "max-phones", kiosk.DefaultMaxPhones, "most phone connections at once")
+	o.retention = tally.DefaultRetention
+	fs.Var(retentionFlag{&o.retention}, "retention", "keep the record of ended rounds and series memory this `long` (days like 180d, or a duration); older ones are deleted at start and daily")
 	fs.StringVar(&o.hooks.OnUnlock, "on-unlock", "", "`COMMAND` run when the kiosk unlocks (interrupted when it locks again)")
 	fs.StringVar(&o.hooks.OnLock, "on-lock", "", "`COMMAND` run when the kiosk locks, and at start while locked")
 	fs.BoolVar(&o.hooks.Shell, "hook-shell", false, "run -on-unlock and -on-lock through sh -c (cmd /C on Windows) instead of splitting on spaces")
@@ -93,6 +128,11 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	}
 	if o.maxPhones < 1 {
 		return o, fmt.Errorf("-max-phones must be at least 1")
+	}
+	// Shorter than a day is almost surely a typo ("30m" for 30 months) and
+	// would delete the record a lecturer has not yet printed.
+	if o.retention < 24*time.Hour {
+		return o, fmt.Errorf("-retention must be at least 1d")
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return o, fmt.Errorf("-tls-cert and -tls-key go together")
@@ -133,7 +173,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		o.maxPhones = max(phones, 1)
 	}
 
-	store, err := tally.Open(ctx, o.data, tally.Options{})
+	store, err := tally.Open(ctx, o.data, tally.Options{Retention: o.retention})
 	if err != nil {
 		return err
 	}
@@ -246,7 +286,8 @@ func printBanner(w io.Writer, o options, srv *kiosk.Server) {
 	fmt.Fprintf(w, "  Phones join at:            %s\n", joinURL)
 	fmt.Fprintf(w, "                             (the projector page shows a fresh QR code every 30 seconds)\n")
 	fmt.Fprintf(w, "  Recorders poll:            %s/api/unlock\n", o.publicURL)
-	fmt.Fprintf(w, "  Database:                  %s\n\n", o.data)
+	fmt.Fprintf(w, "  Record (print or save):    %s/record\n", o.publicURL)
+	fmt.Fprintf(w, "  Database:                  %s (records kept %s)\n\n", o.data, retentionFlag{&o.retention})
 	if qr, err := kiosk.TerminalQR(lecturerURL); err == nil {
 		fmt.Fprint(w, qr)
 		fmt.Fprintf(w, "  Scan to open the projector page on a tablet or phone. Keep the lecturer URL to yourself.\n\n")

@@ -207,6 +207,9 @@ func TestCrashConsistency(t *testing.T) {
 	for round := range rounds {
 		p := startProc(t, db)
 		if round == 0 {
+			if status, m := p.api("POST", "/api/round", `{"purpose":"Lecture video"}`); status != 200 {
+				t.Fatalf("round: %d %v", status, m)
+			}
 			if status, m := p.api("POST", "/api/headcount", fmt.Sprintf(`{"headcount":%d}`, phones)); status != 200 {
 				t.Fatalf("headcount: %d %v", status, m)
 			}
@@ -351,6 +354,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	db := filepath.Join(t.TempDir(), "kiosk.db")
 	p := startProc(t, db)
+	p.api("POST", "/api/round", `{"purpose":"Lecture video"}`)
 	p.api("POST", "/api/headcount", `{"headcount":1}`)
 	w, err := dialPhone(p.base, "disk-full-phone-000000000000")
 	if err != nil {

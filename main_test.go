@@ -115,10 +115,29 @@ func TestEnvironmentToken(t *testing.T) {
 	}
 }
 
+func TestRetentionFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, 180 * 24 * time.Hour},
+		{[]string{"-retention", "30d"}, 30 * 24 * time.Hour},
+		{[]string{"-retention", "48h"}, 48 * time.Hour},
+	} {
+		o, err := parseFlags(tt.args, &bytes.Buffer{}, func(string) string { return "" })
+		if err != nil || o.retention != tt.want {
+			t.Errorf("parseFlags(%q) retention = %v, %v; want %v", tt.args, o.retention, err, tt.want)
+		}
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-public-url", "kiosk.local"},
 		{"-max-phones", "0"},
+		{"-retention", "30m"},
+		{"-retention", "0d"},
+		{"-retention", "a while"},
 		{"stray"},
 	} {
 		if _, err := parseFlags(args, &bytes.Buffer{}, func(string) string { return "" }); err == nil {

@@ -1,8 +1,11 @@
 package kiosk
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"runtime"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/consent-kiosk/kiosk/obs"
+	"github.com/consent-kiosk/kiosk/static"
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
@@ -22,6 +26,7 @@ type unlockAnswer struct {
 	Round     int64  `json:"round"`
 	Headcount int    `json:"headcount"`
 	Received  int    `json:"received"`
+	Mode      string `json:"mode"`
 }
 
 // unlockStatus is 200 only while the rule unlocks; 423 for every locked
@@ -94,31 +99,46 @@ func (s *Server) waitForStateOr(w http.ResponseWriter, r *http.Request, other <-
 }
 
 // stateAnswer is the body of GET /api/state and of the lecturer's changes.
-// It has no field for the split between consents and refusals (R6, R7).
+// It has no field for the split between consents and refusals (R6, R7);
+// paper is the total of paper slips, already included in received.
 type stateAnswer struct {
-	Headcount  int    `json:"headcount"`
-	Received   int    `json:"received"`
-	Issued     int    `json:"issued"`
-	Unlocked   bool   `json:"unlocked"`
-	Reason     string `json:"reason,omitempty"`
-	Round      int64  `json:"round"`
-	Version    uint64 `json:"version"`
-	Purpose    string `json:"purpose"`
-	Notice     string `json:"notice"`
-	NoticeHash string `json:"notice_hash"`
-	Closed     bool   `json:"closed"`
-	Fault      bool   `json:"fault"`
+	Headcount  int             `json:"headcount"`
+	Received   int             `json:"received"`
+	Issued     int             `json:"issued"`
+	Paper      int             `json:"paper"`
+	Unlocked   bool            `json:"unlocked"`
+	Reason     string          `json:"reason,omitempty"`
+	Round      int64           `json:"round"`
+	Version    uint64          `json:"version"`
+	Purpose    string          `json:"purpose"`
+	Notice     json.RawMessage `json:"notice"`
+	NoticeHash string          `json:"notice_hash"`
+	Template   string          `json:"template"`
+	Series     string          `json:"series"`
+	Mode       string          `json:"mode"`
+	Closed     bool            `json:"closed"`
+	Fault      bool            `json:"fault"`
 	// OBS is the OBS guard's status; absent when the kiosk guards no OBS.
 	OBS *obs.Status `json:"obs,omitempty"`
 }
 
 func newStateAnswer(st tally.State) stateAnswer {
 	return stateAnswer{
-		Headcount: st.Headcount, Received: st.Received, Issued: st.Issued,
+		Headcount: st.Headcount, Received: st.Received, Issued: st.Issued, Paper: st.Paper,
 		Unlocked: st.Unlocked, Reason: string(st.Reason), Round: st.Round.ID, Version: st.Version,
-		Purpose: st.Round.Purpose, Notice: st.Round.Notice, NoticeHash: st.Round.NoticeHash,
+		Purpose: st.Round.Purpose, Notice: noticeJSON(st.Round), NoticeHash: st.Round.NoticeHash,
+		Template: st.Round.Lang, Series: st.Round.Series, Mode: string(st.Round.Mode),
 		Closed: st.Closed, Fault: st.Fault,
 	}
+}
+
+// noticeJSON is a round's canonical notice as it goes on the wire: a JSON
+// string, or an object of notice fields.
+func noticeJSON(r tally.Round) json.RawMessage {
+	if r.Notice == "" {
+		return json.RawMessage(`""`)
+	}
+	return json.RawMessage(r.Notice)
 }
 
 // handleState answers the projector page, whose long-poll also wakes when
@@ -160,10 +180,15 @@ func (s *Server) handleHeadcount(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, newStateAnswer(s.store.State()))
 }
 
+// handleRound starts a round. The notice is either a text or an object of
+// notice fields (tally.NoticeFields); anything else is a 400.
 func (s *Server) handleRound(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		Purpose *string `json:"purpose"`
-		Notice  string  `json:"notice"`
+		Purpose  *string         `json:"purpose"`
+		Notice   json.RawMessage `json:"notice"`
+		Template string          `json:"template"`
+		Series   string          `json:"series"`
+		Mode     string          `json:"mode"`
 	}
 	if err := decodeStrict(r.Body, &body); err != nil {
 		writeError(w, r, s.log, err)
@@ -173,12 +198,136 @@ func (s *Server) handleRound(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, fmt.Errorf("%w: purpose is required", errBadMessage))
 		return
 	}
-	spec := tally.RoundSpec{Purpose: strings.TrimSpace(*body.Purpose), Notice: strings.TrimSpace(body.Notice)}
+	spec := tally.RoundSpec{Purpose: *body.Purpose, Lang: body.Template, Series: body.Series, Mode: tally.Mode(body.Mode)}
+	switch n := bytes.TrimSpace(body.Notice); {
+	case len(n) == 0 || string(n) == "null":
+	case n[0] == '"':
+		if err := json.Unmarshal(n, &spec.Notice); err != nil {
+			writeError(w, r, s.log, fmt.Errorf("%w: notice is not a valid string", errBadMessage))
+			return
+		}
+	case n[0] == '{':
+		if err := json.Unmarshal(n, &spec.Fields); err != nil {
+			writeError(w, r, s.log, fmt.Errorf("%w: every notice field must be a string", errBadMessage))
+			return
+		}
+		if spec.Fields == nil {
+			spec.Fields = map[string]string{}
+		}
+	default:
+		writeError(w, r, s.log, fmt.Errorf("%w: notice must be a text or an object of notice fields", errBadMessage))
+		return
+	}
 	if _, err := s.store.NewRound(r.Context(), spec); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, newStateAnswer(s.store.State()))
+}
+
+// handlePaper sets the current round's paper slips. Both counts are
+// required, so that a request that forgot one cannot zero it.
+func (s *Server) handlePaper(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Consents *int `json:"consents"`
+		Refusals *int `json:"refusals"`
+	}
+	if err := decodeStrict(r.Body, &body); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if body.Consents == nil || body.Refusals == nil {
+		writeError(w, r, s.log, fmt.Errorf("%w: consents and refusals are both required", errBadMessage))
+		return
+	}
+	if err := s.store.SetPaper(r.Context(), *body.Consents, *body.Refusals); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, newStateAnswer(s.store.State()))
+}
+
+// recordAnswer is the body of GET /api/record.
+type recordAnswer struct {
+	GeneratedAt   string              `json:"generated_at"`
+	RetentionDays float64             `json:"retention_days"`
+	Rounds        []tally.RoundRecord `json:"rounds"`
+}
+
+func (s *Server) handleRecord(w http.ResponseWriter, r *http.Request) {
+	var round int64
+	if v := r.URL.Query().Get("round"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			writeError(w, r, s.log, fmt.Errorf("%w: round must be a positive integer", errBadMessage))
+			return
+		}
+		round = n
+	}
+	recs, err := s.store.Record(r.Context(), round)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if recs == nil {
+		recs = []tally.RoundRecord{}
+	}
+	writeJSON(w, http.StatusOK, recordAnswer{
+		GeneratedAt:   s.now().UTC().Format(time.RFC3339),
+		RetentionDays: s.store.Retention().Hours() / 24,
+		Rounds:        recs,
+	})
+}
+
+func (s *Server) handleSeriesList(w http.ResponseWriter, r *http.Request) {
+	list, err := s.store.Series(r.Context())
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if list == nil {
+		list = []tally.SeriesInfo{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"series": list})
+}
+
+func (s *Server) handleSeriesEnd(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Series *string `json:"series"`
+	}
+	if err := decodeStrict(r.Body, &body); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if body.Series == nil || strings.TrimSpace(*body.Series) == "" {
+		writeError(w, r, s.log, fmt.Errorf("%w: series is required", errBadMessage))
+		return
+	}
+	if err := s.store.EndSeries(r.Context(), strings.TrimSpace(*body.Series)); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.handleSeriesList(w, r)
+}
+
+// handleTemplates answers every notice template the kiosk ships, so that the
+// projector page can offer them without knowing which languages exist.
+func (s *Server) handleTemplates(w http.ResponseWriter, r *http.Request) {
+	names, err := fs.Glob(static.Files, "templates/*.json")
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	list := make([]json.RawMessage, 0, len(names))
+	for _, name := range names {
+		b, err := fs.ReadFile(static.Files, name)
+		if err != nil || !json.Valid(b) {
+			writeError(w, r, s.log, fmt.Errorf("template %s: %v", name, err))
+			return
+		}
+		list = append(list, b)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"fields": tally.NoticeFields, "templates": list})
 }
 
 func (s *Server) handleClose(w http.ResponseWriter, r *http.Request) {

@@ -204,8 +204,15 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 		c.secret = m.Device
 		c.joined.Store(true)
 		c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.pongWait))
-		c.queue(newRoundMessage(store.State()))
+		st := store.State()
+		c.queue(newRoundMessage(st))
 		c.answer(sealed, ackFrame(slip))
+		if slip.SeriesDay != "" && slip.Round == st.Round.ID {
+			// Sealed like the ack: on an open network it would tell a
+			// listener that this phone consented before.
+			b, _ := json.Marshal(seriesMessage{Type: msgSeries, Round: slip.Round, ConsentedOn: slip.SeriesDay})
+			c.answer(sealed, b)
+		}
 		c.wakeTally()
 	case msgSlip, msgLeave:
 		if !c.joined.Load() {

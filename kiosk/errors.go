@@ -43,6 +43,10 @@ func classify(err error) apiError {
 		return apiError{http.StatusForbidden, "forbidden", "requests that change the kiosk must come from its own pages"}
 	case errors.Is(err, tally.ErrClosed):
 		return apiError{http.StatusConflict, "closed", "the session is closed; the lecturer can start a new round"}
+	case errors.Is(err, tally.ErrSeriesMismatch):
+		return apiError{http.StatusConflict, "series-mismatch", err.Error()}
+	case errors.Is(err, tally.ErrNotFound):
+		return apiError{http.StatusNotFound, "not-found", err.Error()}
 	case errors.Is(err, tally.ErrStaleRound):
 		return apiError{http.StatusConflict, "stale-round", "the purpose changed; read the new notice and choose again"}
 	case errors.Is(err, tally.ErrUnknownPhone):

@@ -17,7 +17,7 @@ const sseHeartbeat = 15 * time.Second
 func newUnlockAnswer(st tally.State) unlockAnswer {
 	return unlockAnswer{
 		Unlocked: st.Unlocked, Reason: string(st.Reason), Version: st.Version,
-		Round: st.Round.ID, Headcount: st.Headcount, Received: st.Received,
+		Round: st.Round.ID, Headcount: st.Headcount, Received: st.Received, Mode: string(st.Round.Mode),
 	}
 }
 

@@ -68,18 +68,33 @@ func newTallyMessage(st tally.State) tallyMessage {
 // roundMessage is the kiosk → phone "round" message: what the phone is asked
 // to consent to (R3, R4). Phones get it after hello and whenever it changes.
 type roundMessage struct {
-	Type       string `json:"type"`
-	Round      int64  `json:"round"`
-	Purpose    string `json:"purpose"`
-	Notice     string `json:"notice"`
-	NoticeHash string `json:"notice_hash"`
-	Closed     bool   `json:"closed"`
+	Type       string          `json:"type"`
+	Round      int64           `json:"round"`
+	Purpose    string          `json:"purpose"`
+	Notice     json.RawMessage `json:"notice"` // a text, or an object of notice fields
+	NoticeHash string          `json:"notice_hash"`
+	Template   string          `json:"template"` // the language to label notice fields in
+	Series     string          `json:"series"`
+	Mode       string          `json:"mode"`
+	Closed     bool            `json:"closed"`
 }
 
 func newRoundMessage(st tally.State) []byte {
 	b, _ := json.Marshal(roundMessage{Type: msgRound, Round: st.Round.ID, Purpose: st.Round.Purpose,
-		Notice: st.Round.Notice, NoticeHash: st.Round.NoticeHash, Closed: st.Closed})
+		Notice: noticeJSON(st.Round), NoticeHash: st.Round.NoticeHash, Template: st.Round.Lang,
+		Series: st.Round.Series, Mode: string(st.Round.Mode), Closed: st.Closed})
 	return b
+}
+
+// seriesMessage is the kiosk → phone "series" message, sent after hello to
+// a phone that consented earlier in the round's series (R5): the page offers
+// to confirm that consent with one tap, which sends an ordinary slip.
+// It names no series (the round message does), so that it always fits a
+// sealed answer.
+type seriesMessage struct {
+	Type        string `json:"type"`
+	Round       int64  `json:"round"`
+	ConsentedOn string `json:"consented_on"` // YYYY-MM-DD
 }
 
 // run is the only goroutine that touches the client set. It returns once

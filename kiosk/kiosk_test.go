@@ -49,11 +49,14 @@ type testKiosk struct {
 	path  string
 }
 
-// newTestKiosk serves a kiosk on loopback with a real SQLite file.
+// newTestKiosk serves a kiosk on loopback with a real SQLite file, with a
+// round that has a purpose, so that phones may answer.
 func newTestKiosk(t testing.TB) *testKiosk {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "kiosk.db")
-	return startKiosk(t, path)
+	k := startKiosk(t, path)
+	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video for enrolled students"}`)
+	return k
 }
 
 func startKiosk(t testing.TB, path string) *testKiosk {
@@ -323,6 +326,12 @@ func TestLecturerEndpointsNeedToken(t *testing.T) {
 		{"POST", "/api/headcount", `{"headcount":5}`},
 		{"POST", "/api/round", `{"purpose":"x"}`},
 		{"POST", "/api/close", `{}`},
+		{"POST", "/api/paper", `{"consents":1,"refusals":0}`},
+		{"GET", "/api/record", ""},
+		{"GET", "/api/series", ""},
+		{"POST", "/api/series/end", `{"series":"x"}`},
+		{"GET", "/api/templates", ""},
+		{"GET", "/record", ""},
 		{"GET", "/api/join", ""},
 		{"GET", "/api/runtime", ""},
 		{"GET", "/qr.png", ""},

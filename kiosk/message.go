@@ -21,11 +21,12 @@ const (
 	// box only the two ends can open (see seal.go).
 	msgSealed = "sealed"
 
-	msgAck   = "ack"
-	msgTally = "tally"
-	msgRound = "round"
-	msgError = "error"
-	msgSeal  = "seal" // the kiosk's first message: key and challenge
+	msgAck    = "ack"
+	msgTally  = "tally"
+	msgRound  = "round"
+	msgSeries = "series"
+	msgError  = "error"
+	msgSeal   = "seal" // the kiosk's first message: key and challenge
 )
 
 // deviceSecretPattern: at least 128 bits written as base64url or hex

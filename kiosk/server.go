@@ -84,6 +84,7 @@ type Server struct {
 	// phoneLimits rate-limits phones on the HTTP fallback.
 	phoneLimits *phoneLimits
 	handler     http.Handler
+	now         func() time.Time
 
 	ctx    context.Context // ends at Close; bounds work started by phones
 	cancel context.CancelFunc
@@ -114,6 +115,7 @@ func New(cfg Config) *Server {
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		maxPhones: cfg.MaxPhones,
 		codeLimit: rate.NewLimiter(codeRate, codeBurst),
+		now:       cfg.Now,
 		limits:    defaultLimits,
 		// The seal key survives restarts with the store's key, so a phone
 		// whose page stayed open keeps sealing to the right key.
@@ -171,6 +173,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/headcount", s.lecturer(s.handleHeadcount))
 	mux.Handle("POST /api/round", s.lecturer(s.handleRound))
 	mux.Handle("POST /api/close", s.lecturer(s.handleClose))
+	mux.Handle("POST /api/paper", s.lecturer(s.handlePaper))
+	mux.Handle("GET /api/record", s.lecturer(s.handleRecord))
+	mux.Handle("GET /api/series", s.lecturer(s.handleSeriesList))
+	mux.Handle("POST /api/series/end", s.lecturer(s.handleSeriesEnd))
+	mux.Handle("GET /api/templates", s.lecturer(s.handleTemplates))
 	mux.Handle("GET /api/join", s.lecturer(s.handleJoin))
 	mux.Handle("GET /api/runtime", s.lecturer(s.handleRuntime))
 	mux.Handle("GET /qr.png", s.lecturer(s.handleQR))
@@ -180,6 +187,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /j/{token}", s.servePage("phone.html"))
 	mux.HandleFunc("GET /k", s.servePage("join.html"))
 	mux.HandleFunc("POST /k", s.handleCode)
+	mux.Handle("GET /record", s.lecturer(s.servePage("record.html")))
 	mux.Handle("GET /static/", http.StripPrefix("/static/", assets))
 	mux.HandleFunc("GET /ws", s.handleWS)
 	mux.HandleFunc("POST /api/phone", s.handlePhone)

@@ -139,6 +139,11 @@ func (f *floor) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("POST /api/headcount", f.lecturer(f.handleHeadcount))
+	// The floor keeps no rounds: a round costs the kiosk one transaction
+	// before the hall arrives, nothing the floor needs to match.
+	mux.HandleFunc("POST /api/round", f.lecturer(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{})
+	}))
 	mux.HandleFunc("GET /api/join", f.lecturer(f.handleJoin))
 	mux.HandleFunc("GET /api/runtime", f.lecturer(f.handleRuntime))
 	mux.HandleFunc("GET /api/unlock", f.handleUnlock)

@@ -179,6 +179,10 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 		defer mem.stop()
 	}
 
+	// Slips need a round with a purpose.
+	if _, err := call(ctx, c, t, "POST", "/api/round", map[string]string{"purpose": "Load test"}, nil); err != nil {
+		return nil, err
+	}
 	if _, err := call(ctx, c, t, "POST", "/api/headcount", map[string]int{"headcount": cfg.Phones}, nil); err != nil {
 		return nil, err
 	}

@@ -121,6 +121,10 @@ func openStore(t *testing.T) *tally.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	// Slips count only in a round whose purpose the room was told.
+	if _, err := s.NewRound(context.Background(), tally.RoundSpec{Purpose: "lecture video"}); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 

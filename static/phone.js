@@ -8,6 +8,7 @@
 (function () {
   'use strict';
   var K = window.Kiosk;
+  var t = K.t;
   var $ = function (id) { return document.getElementById(id); };
 
   var joinToken = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -24,6 +25,14 @@
   var choice = 'none';     // the answer as the kiosk has it
   var pending = null;      // an answer not yet acknowledged
   var leaving = false;
+  var current = null;      // the last round message
+  var seriesDay = '';      // the day this phone consented earlier in the round's series
+  var labels = {};         // lang -> notice field labels, from the templates
+  var FIELDS = ['course', 'purpose', 'recorded', 'camera', 'storage', 'sharing', 'retention',
+    'publication', 'access', 'legal_basis', 'controller', 'contact', 'questions'];
+  // SHORT are shown before the buttons: what is recorded, where the camera
+  // films (so one can sit outside it), and how to ask off the recording.
+  var SHORT = ['recorded', 'camera', 'questions'];
   // Sealing hides the answer from others on the Wi-Fi (static/seal.js). A
   // phone whose engine fails the self-test sends in clear, harming only
   // its own secrecy.
@@ -88,6 +97,9 @@
     seal.seq++;
     var f = window.KioskSeal.sealFrame(seal.key, msg, seal.challenge, seal.seq);
     seal.replies[seal.seq] = f.open;
+    // A message may get more than one answer (a hello: its ack, then a
+    // series offer), so keys are kept for the last few messages only.
+    delete seal.replies[seal.seq - 16];
     ws.send(f.text);
     return true;
   }
@@ -104,7 +116,6 @@
   function unseal(m) {
     var open = seal && seal.replies[m.seq];
     if (!open) { return null; }
-    delete seal.replies[m.seq];
     var text = open(m);
     try { return text === null ? null : JSON.parse(text); } catch (e) { return null; }
   }
@@ -223,6 +234,7 @@
       case 'round': onRound(m); break;
       case 'ack': onAck(m); break;
       case 'tally': onTally(m); break;
+      case 'series': onSeries(m); break;
       case 'error': onError(m); break;
     }
   }
@@ -230,6 +242,7 @@
   function onRound(m) {
     var changed = round !== 0 && m.round !== round;
     round = m.round;
+    current = m;
     if (m.closed) {
       stopped = true;
       say('phone.closed');
@@ -240,14 +253,91 @@
     if (changed) {
       choice = 'none';
       pending = null;
+      seriesDay = '';
       say('phone.round_changed');
+      // A phone that consented earlier in this series hears so in answer
+      // to a hello; saying it again needs no fresh QR code.
+      if (m.series && joined) { send({ type: 'hello', join: joinToken, device: device }); }
     }
+    var lecturerOnly = m.mode === 'lecturer-only';
     if (m.purpose) { K.plain($('purpose'), m.purpose); } else { K.fill($('purpose'), 'phone.waiting_purpose'); }
-    if (m.notice) { K.plain($('notice-text'), m.notice); } else { K.fill($('notice-text'), 'phone.no_notice'); }
     $('notice').hidden = false;
-    // Nobody can consent to a recording whose purpose they were not told (R4).
-    $('choose').hidden = !m.purpose;
+    $('facts').hidden = lecturerOnly;
+    $('lecturer-only').hidden = !lecturerOnly;
+    // The notice is in the language of its template, which may not be the
+    // page's: screen readers must pronounce it right (WCAG 3.1.2).
+    var lang = m.template || 'en';
+    $('purpose').lang = $('notice-short').lang = $('notice-text').lang = lang;
+    withLabels(lang, function () { renderNotice(m); });
+    // Nobody can consent to a recording whose purpose they were not told
+    // (R4), and a lecturer-only recording asks nobody.
+    $('choose').hidden = !m.purpose || lecturerOnly;
+    $('tally').hidden = lecturerOnly;
     renderChoice();
+  }
+
+  // withLabels loads the field labels of the template the notice was
+  // written from, so that they are in the notice's language.
+  function withLabels(lang, done) {
+    if (labels[lang]) { done(); return; }
+    var xhr = new XMLHttpRequest();
+    xhr.open('GET', '/static/templates/' + encodeURIComponent(lang) + '.json');
+    xhr.onload = function () {
+      try { labels[lang] = JSON.parse(xhr.responseText).labels; } catch (e) { labels[lang] = {}; }
+      done();
+    };
+    xhr.onerror = function () { labels[lang] = {}; done(); };
+    xhr.send();
+  }
+
+  function fieldList(notice, names, only) {
+    var dl = document.createElement('dl');
+    dl.className = 'notice-fields';
+    for (var i = 0; i < FIELDS.length; i++) {
+      var f = FIELDS[i];
+      if (!notice[f] || (only && only.indexOf(f) < 0)) { continue; }
+      var dt = document.createElement('dt');
+      dt.textContent = names[f] || f;
+      var dd = document.createElement('dd');
+      dd.textContent = notice[f];
+      dl.appendChild(dt);
+      dl.appendChild(dd);
+    }
+    return dl;
+  }
+
+  function renderNotice(m) {
+    if (m !== current) { return; } // a newer round arrived meanwhile
+    var shortBox = $('notice-short');
+    var full = $('notice-text');
+    shortBox.innerHTML = '';
+    full.innerHTML = '';
+    if (m.notice && typeof m.notice === 'object') {
+      var names = labels[m.template || 'en'] || {};
+      shortBox.appendChild(fieldList(m.notice, names, SHORT));
+      full.appendChild(fieldList(m.notice, names, null));
+    } else {
+      full.textContent = m.notice || t('phone.no_notice');
+    }
+  }
+
+  function onSeries(m) {
+    if (m.round !== round) { return; }
+    seriesDay = m.consented_on;
+    renderSeries();
+  }
+
+  // renderSeries offers a phone that consented earlier in the series to
+  // confirm that consent with one tap (R5). It is still an ordinary slip,
+  // counted in this room, and refusing stays one tap away below.
+  function renderSeries() {
+    var show = !!seriesDay && !!current && !!current.series && choice === 'none' && pending === null;
+    $('series-offer').hidden = !show;
+    if (!show) { return; }
+    var p = seriesDay.split('-');
+    var day = new Date(Number(p[0]), Number(p[1]) - 1, Number(p[2])).toLocaleDateString();
+    $('series-text').textContent = t('phone.series_text', { series: current.series, date: day });
+    $('series-button').textContent = t('phone.series_confirm', { date: day });
   }
 
   function onAck(m) {
@@ -276,6 +366,8 @@
   }
 
   function onTally(m) {
+    // Nobody is counted in a lecturer-only round: a count would mislead.
+    $('tally').hidden = !!current && current.mode === 'lecturer-only';
     if (m.version !== undefined) { version = m.version; }
     if (m.headcount > 0) {
       K.fill($('tally-count'), 'phone.tally', { received: m.received, headcount: m.headcount });
@@ -333,6 +425,7 @@
   }
 
   function renderChoice() {
+    renderSeries();
     var shown = pending !== null ? pending : choice;
     $('consent').setAttribute('aria-pressed', String(shown === 'consent'));
     $('refuse').setAttribute('aria-pressed', String(shown === 'refuse'));
@@ -343,6 +436,7 @@
   }
 
   $('consent').onclick = function () { choose('consent'); };
+  $('series-confirm').onclick = function () { choose('consent'); };
   $('refuse').onclick = function () { choose('refuse'); };
   $('leave').onclick = function () {
     leaving = true;

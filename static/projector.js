@@ -5,6 +5,7 @@
 (function () {
   'use strict';
   var K = window.Kiosk;
+  var t = K.t;
   var $ = function (id) { return document.getElementById(id); };
   var version = '';
   var joinURL = '';
@@ -12,6 +13,7 @@
 
   var reasonKeys = {
     'ready': 'proj.reason.ready',
+    'lecturer_only': 'proj.reason.lecturer_only',
     'no-headcount': 'proj.reason.no-headcount',
     'waiting': 'proj.reason.waiting',
     'refused': 'proj.reason.refused',
@@ -20,6 +22,10 @@
     'fault': 'proj.reason.fault',
     'offline': 'proj.reason.offline'
   };
+
+  var fields = [];      // the notice fields, in the order they are shown
+  var templates = {};   // lang -> template
+  var filled = false;   // the form holds the current round or a template
 
   function request(method, path, body, done) {
     var xhr = new XMLHttpRequest();
@@ -42,18 +48,28 @@
   }
 
   function render(st) {
-    banner(st.unlocked, st.unlocked ? 'ready' : st.reason);
-    if (st.headcount > 0) {
+    var lecturerOnly = st.mode === 'lecturer-only';
+    banner(st.unlocked, st.unlocked ? (lecturerOnly ? 'lecturer_only' : 'ready') : st.reason);
+    if (lecturerOnly) {
+      K.fill($('count'), 'proj.count_lecturer_only');
+      K.plain($('issued'), '');
+    } else if (st.headcount > 0) {
+      // received already includes paper slips: the room sees one number.
       K.fill($('count'), 'proj.count', { received: st.received, headcount: st.headcount });
+      K.fill($('issued'), 'proj.issued', { issued: st.issued });
     } else {
       K.fill($('count'), 'proj.count_no_headcount', { received: st.received });
+      K.fill($('issued'), 'proj.issued', { issued: st.issued });
     }
-    K.fill($('issued'), 'proj.issued', { issued: st.issued });
     if (st.purpose) { K.fill($('purpose'), 'proj.purpose', { purpose: st.purpose }); } else { K.fill($('purpose'), 'proj.no_purpose'); }
     renderOBS(st.obs);
+    $('lecturer-only').hidden = !lecturerOnly;
+    K.fill($('scan-heading'), lecturerOnly ? 'proj.scan_lecturer_only' : 'proj.scan');
+    var q = st.notice && typeof st.notice === 'object' ? st.notice.questions : '';
+    if (q) { K.fill($('questions'), 'proj.questions', { questions: q }); }
+    $('questions').hidden = !(lecturerOnly && q);
     prefill('headcount-input', st.headcount > 0 ? String(st.headcount) : '');
-    prefill('purpose-input', st.purpose);
-    prefill('notice-input', st.notice);
+    if (!filled && st.purpose) { fillFromRound(st); }
   }
 
   // renderOBS shows the OBS guard's status; a problem is shown loudly,
@@ -102,24 +118,155 @@
     });
   }
 
-  function control(form, path, body, confirmKey) {
+  function control(form, path, body, done) {
     $(form).onsubmit = function (ev) {
       ev.preventDefault();
-      if (confirmKey && !window.confirm(K.t(confirmKey))) { return; }
-      request('POST', path, body(), function (status, data) {
+      var b = body();
+      if (!b) { return; }
+      request('POST', path, b, function (status, data) {
         if (status === 200) { K.fill($('control-msg'), 'proj.saved'); }
         else { K.fill($('control-msg'), 'proj.not_saved', { message: (data && data.message) || ('HTTP ' + status) }); }
+        if (status === 200 && done) { done(data); }
       });
     };
   }
+
+  // The notice form: one labelled text box per field, with the template's
+  // hint, built from the templates the kiosk ships.
+  function buildFields(lang) {
+    var tpl = templates[lang] || templates.en;
+    var box = $('notice-fields');
+    for (var i = 0; i < fields.length; i++) {
+      var f = fields[i];
+      var id = 'field-' + f;
+      var wrap = $('wrap-' + f);
+      if (!wrap) {
+        wrap = document.createElement('div');
+        wrap.id = 'wrap-' + f;
+        wrap.className = 'field';
+        var label = document.createElement('label');
+        label.htmlFor = id;
+        var area = document.createElement('textarea');
+        area.id = id;
+        area.rows = 3;
+        area.maxLength = 5000;
+        area.setAttribute('aria-describedby', 'hint-' + f);
+        var hint = document.createElement('p');
+        hint.id = 'hint-' + f;
+        hint.className = 'hint';
+        wrap.appendChild(label);
+        wrap.appendChild(area);
+        wrap.appendChild(hint);
+        box.appendChild(wrap);
+      }
+      // Labels and hints are in the template's language, not the page's.
+      wrap.lang = tpl ? tpl.lang : 'en';
+      wrap.firstChild.textContent = tpl ? tpl.labels[f] : f;
+      wrap.lastChild.textContent = tpl ? tpl.hints[f] : '';
+    }
+  }
+
+  function fillFromTemplate(lang) {
+    var tpl = templates[lang];
+    if (!tpl) { return; }
+    buildFields(lang);
+    for (var i = 0; i < fields.length; i++) { $('field-' + fields[i]).value = tpl.fields[fields[i]] || ''; }
+    filled = true;
+  }
+
+  function fillFromRound(st) {
+    if (!fields.length) { return; }
+    filled = true;
+    $('purpose-input').value = st.purpose || '';
+    $('series-input').value = st.series || '';
+    setMode(st.mode || 'room');
+    if (st.template && templates[st.template]) { $('template-select').value = st.template; }
+    buildFields($('template-select').value);
+    var n = st.notice && typeof st.notice === 'object' ? st.notice : {};
+    for (var i = 0; i < fields.length; i++) { $('field-' + fields[i]).value = n[fields[i]] || ''; }
+    if (typeof st.notice === 'string' && st.notice) { $('field-purpose').value = st.notice; }
+  }
+
+  function mode() {
+    var radios = document.getElementsByName('mode');
+    for (var i = 0; i < radios.length; i++) { if (radios[i].checked) { return radios[i].value; } }
+    return 'room';
+  }
+
+  function setMode(m) {
+    var radios = document.getElementsByName('mode');
+    for (var i = 0; i < radios.length; i++) { radios[i].checked = radios[i].value === m; }
+  }
+
+  function loadTemplates(done) {
+    request('GET', '/api/templates', null, function (status, data) {
+      if (status !== 200 || !data) { done(); return; }
+      fields = data.fields;
+      var select = $('template-select');
+      for (var i = 0; i < data.templates.length; i++) {
+        var tpl = data.templates[i];
+        templates[tpl.lang] = tpl;
+        var opt = document.createElement('option');
+        opt.value = tpl.lang;
+        opt.textContent = tpl.lang + ': ' + tpl.template;
+        select.appendChild(opt);
+      }
+      select.value = templates.en ? 'en' : data.templates[0].lang;
+      buildFields(select.value);
+      done();
+    });
+  }
+
+  function loadSeries() {
+    request('GET', '/api/series', null, function (status, data) {
+      if (status !== 200 || !data) { return; }
+      var list = $('series-list');
+      list.innerHTML = '';
+      for (var i = 0; i < data.series.length; i++) {
+        var opt = document.createElement('option');
+        opt.value = data.series[i].series;
+        list.appendChild(opt);
+      }
+    });
+  }
+
+  $('template-fill').onclick = function () {
+    var lang = $('template-select').value;
+    if (filled && !window.confirm(t('proj.template_confirm'))) { return; }
+    fillFromTemplate(lang);
+  };
+  $('template-select').onchange = function () { buildFields($('template-select').value); };
 
   control('headcount-form', '/api/headcount', function () {
     return { headcount: Number($('headcount-input').value) };
   });
   control('round-form', '/api/round', function () {
-    return { purpose: $('purpose-input').value, notice: $('notice-input').value };
+    var notice = {};
+    var blanks = false;
+    for (var i = 0; i < fields.length; i++) {
+      var v = $('field-' + fields[i]).value;
+      if (v) { notice[fields[i]] = v; }
+      if (/\[[^\]]+\]/.test(v)) { blanks = true; }
+    }
+    if (blanks && !window.confirm(t('proj.blanks_confirm'))) { return null; }
+    var body = { purpose: $('purpose-input').value, notice: notice, template: $('template-select').value, mode: mode() };
+    if ($('series-input').value) { body.series = $('series-input').value; }
+    return body;
+  }, function () { loadSeries(); });
+  control('paper-form', '/api/paper', function () {
+    return { consents: Number($('paper-consents').value), refusals: Number($('paper-refusals').value) };
+  }, function () {
+    // The projected page must not keep showing how many refused on paper.
+    $('paper-consents').value = '';
+    $('paper-refusals').value = '';
   });
-  control('close-form', '/api/close', function () { return {}; }, 'proj.close_confirm');
+  control('series-form', '/api/series/end', function () {
+    if (!window.confirm(t('proj.series_end_confirm', { series: $('series-end-input').value }))) { return null; }
+    return { series: $('series-end-input').value };
+  }, function () { $('series-end-input').value = ''; loadSeries(); });
+  control('close-form', '/api/close', function () {
+    return window.confirm(t('proj.close_confirm')) ? {} : null;
+  });
 
   // The second language: ?lang2= first, else the lecturer's last choice.
   var lang2 = '';
@@ -135,8 +282,11 @@
 
   K.initSwitcher();
   K.load(K.lang(), lang2, function () {
-    poll();
-    refreshJoin();
-    setInterval(refreshJoin, 5000);
+    loadTemplates(function () {
+      poll();
+      loadSeries();
+      refreshJoin();
+      setInterval(refreshJoin, 5000);
+    });
   });
 })();

@@ -4,7 +4,8 @@ package static
 
 import "embed"
 
-// Files are the pages, scripts and styles, served as they are.
+// Files are the pages, scripts, styles, string catalogues and notice
+// templates, served as they are.
 //
-//go:embed *.html *.css *.js i18n/*.json
+//go:embed *.html *.css *.js i18n/*.json templates/*.json
 var Files embed.FS

@@ -21,3 +21,13 @@ var (
 	// ErrStopped: the store is shutting down.
 	ErrStopped = errors.New("store stopped")
 )
+
+// Errors of the record and of series.
+var (
+	// ErrSeriesMismatch: the series exists with another purpose or notice; a
+	// series consent covers only the same purpose and notice (R5). Nothing
+	// changed.
+	ErrSeriesMismatch = errors.New("series has another purpose or notice")
+	// ErrNotFound: no such round or series.
+	ErrNotFound = errors.New("not found")
+)

@@ -16,18 +16,27 @@ const (
 	ReasonFault Reason = "fault"
 )
 
-// Counts is everything the unlock rule looks at. Consents and Refusals are
-// the split that must never leave the tally package (R6, R7).
+// Counts is everything the unlock rule looks at. Consents, Refusals and the
+// paper counts are the split that must never leave the tally package (R6, R7).
 type Counts struct {
 	Headcount int
-	Consents  int
-	Refusals  int
-	Closed    bool
-	Fault     bool
+	Consents  int // phone slips that consent
+	Refusals  int // phone slips that refuse
+	// PaperConsents and PaperRefusals are the slips from the paper box, for
+	// people without a phone; they count exactly like phone slips.
+	PaperConsents int
+	PaperRefusals int
+	// LecturerOnly: only the lecturer's screen and voice are recorded, which
+	// needs no consent from the room (000, 001).
+	LecturerOnly bool
+	Closed       bool
+	Fault        bool
 }
 
-// Received is the number of slips in, whatever they say.
-func (c Counts) Received() int { return c.Consents + c.Refusals }
+// Received is the number of slips in, phone and paper, whatever they say.
+func (c Counts) Received() int {
+	return c.Consents + c.Refusals + c.PaperConsents + c.PaperRefusals
+}
 
 // Verdict is the outcome of the unlock rule.
 type Verdict struct {
@@ -40,19 +49,24 @@ type Verdict struct {
 // nothing is in doubt. A refusal or an overcount is named only once the slips
 // received reach the headcount; before that the reason is "waiting", so that
 // the room cannot tell an early refusal from a slip not yet handed in.
+//
+// A lecturer-only round unlocks without slips, since nobody in the room is
+// recorded; a fault or a closed session still locks it.
 func Decide(c Counts) Verdict {
 	switch {
 	case c.Fault:
 		return Verdict{Reason: ReasonFault}
 	case c.Closed:
 		return Verdict{Reason: ReasonClosed}
+	case c.LecturerOnly:
+		return Verdict{Unlocked: true}
 	case c.Headcount < 1:
 		return Verdict{Reason: ReasonNoHeadcount}
 	case c.Received() < c.Headcount:
 		return Verdict{Reason: ReasonWaiting}
 	case c.Received() > c.Headcount:
 		return Verdict{Reason: ReasonOvercount}
-	case c.Refusals > 0:
+	case c.Refusals > 0 || c.PaperRefusals > 0:
 		return Verdict{Reason: ReasonRefused}
 	default:
 		return Verdict{Unlocked: true}

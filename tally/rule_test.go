@@ -28,6 +28,24 @@ func TestDecide(t *testing.T) {
 		{"fault", Counts{Headcount: 3, Consents: 3, Fault: true}, locked(ReasonFault)},
 		{"fault outranks closed", Counts{Closed: true, Fault: true}, locked(ReasonFault)},
 		{"maximum headcount met", Counts{Headcount: MaxHeadcount, Consents: MaxHeadcount}, unlocked},
+
+		// Paper slips count exactly like phone slips.
+		{"paper only, all consent", Counts{Headcount: 2, PaperConsents: 2}, unlocked},
+		{"phones and paper make up the room", Counts{Headcount: 3, Consents: 2, PaperConsents: 1}, unlocked},
+		{"a paper slip missing", Counts{Headcount: 3, Consents: 1, PaperConsents: 1}, locked(ReasonWaiting)},
+		{"early paper refusal reads waiting", Counts{Headcount: 3, Consents: 1, PaperRefusals: 1}, locked(ReasonWaiting)},
+		{"all in, one paper refusal", Counts{Headcount: 3, Consents: 2, PaperRefusals: 1}, locked(ReasonRefused)},
+		{"all in, paper refusal and phone refusal", Counts{Headcount: 3, Refusals: 1, PaperConsents: 1, PaperRefusals: 1}, locked(ReasonRefused)},
+		{"paper makes an overcount", Counts{Headcount: 2, Consents: 2, PaperConsents: 1}, locked(ReasonOvercount)},
+		{"paper refusal makes an overcount", Counts{Headcount: 2, Consents: 2, PaperRefusals: 1}, locked(ReasonOvercount)},
+		{"paper without headcount", Counts{PaperConsents: 3}, locked(ReasonNoHeadcount)},
+
+		// Lecturer-only rounds need no slips, but closed and fault still lock.
+		{"lecturer-only, nothing else set", Counts{LecturerOnly: true}, unlocked},
+		{"lecturer-only ignores a refusal", Counts{LecturerOnly: true, Headcount: 3, Refusals: 1}, unlocked},
+		{"lecturer-only ignores an overcount", Counts{LecturerOnly: true, Headcount: 1, Consents: 2}, unlocked},
+		{"lecturer-only, closed", Counts{LecturerOnly: true, Closed: true}, locked(ReasonClosed)},
+		{"lecturer-only, fault", Counts{LecturerOnly: true, Fault: true}, locked(ReasonFault)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,9 @@
--- The kiosk's whole database. Per-device rows (phones, slips) live only while
--- a session is open; closing a session deletes them (R9). No table holds a
--- name, an address, a user agent or a device secret (R6).
+-- The kiosk's whole database, at the version in PRAGMA user_version (see
+-- migrate in store.go). Per-device rows (phones, slips) live only while a
+-- session is open; closing a session deletes them (R9). Series memory
+-- (series_phones) lives until the series ends or the retention passes. No
+-- table holds a name, an address, a user agent, a device secret, or how many
+-- consented versus refused once a round has ended (R6).
 
 -- meta holds the kiosk's own secrets and counters:
 --   kiosk_key   32 random bytes; other keys are derived from it
@@ -9,12 +12,17 @@
 --   boot        how many times the store has been opened (versions are unique
 --               across restarts)
 --   closed      '1' while the session is closed
+--   checked_at  when storage was last found working again after a fault
 CREATE TABLE IF NOT EXISTS meta (
 	key   TEXT PRIMARY KEY,
 	value BLOB NOT NULL
 ) WITHOUT ROWID;
 
--- rounds: one row per purpose and notice a room was asked about (R3).
+-- rounds: one row per purpose and notice a room was asked about (R3), and
+-- the aggregate record of it (R8). notice is canonical JSON (a string, or an
+-- object with sorted keys); notice_hash is NoticeHash. received and outcome
+-- are written when the round ends; paper is the total of paper slips, never
+-- their split. Rows older than the retention are deleted (R9).
 CREATE TABLE IF NOT EXISTS rounds (
 	id          INTEGER PRIMARY KEY,
 	purpose     TEXT NOT NULL,
@@ -22,8 +30,59 @@ CREATE TABLE IF NOT EXISTS rounds (
 	notice_hash TEXT NOT NULL,
 	headcount   INTEGER NOT NULL DEFAULT 0,
 	opened_at   TEXT NOT NULL,
-	closed_at   TEXT
+	closed_at   TEXT,
+	mode        TEXT NOT NULL DEFAULT 'room',
+	lang        TEXT NOT NULL DEFAULT '',
+	series      TEXT NOT NULL DEFAULT '',
+	received    INTEGER,
+	outcome     TEXT,
+	paper       INTEGER NOT NULL DEFAULT 0
 );
+
+-- intervals: each stretch of time in which a round was unlocked (R8).
+-- ended_by says why it ended: slip-changed (a slip was changed, withdrawn or
+-- its phone left: deliberately one reason, so the record never tells a
+-- refusal from a withdrawal), headcount-change, paper-change, new-round,
+-- closed, fault, stopped (the kiosk was shut down) or interrupted (the kiosk
+-- stopped without a shutdown; ended_at is then unknown and NULL).
+CREATE TABLE IF NOT EXISTS intervals (
+	id         INTEGER PRIMARY KEY,
+	round      INTEGER NOT NULL,
+	started_at TEXT NOT NULL,
+	ended_at   TEXT,
+	ended_by   TEXT
+);
+
+-- paper: the current round's paper slip counts as the lecturer last set
+-- them. Like slips, this split exists only while the round is open; when it
+-- ends the row is deleted and only the total is kept in rounds.paper.
+CREATE TABLE IF NOT EXISTS paper (
+	round    INTEGER PRIMARY KEY,
+	consents INTEGER NOT NULL,
+	refusals INTEGER NOT NULL
+);
+
+-- series: sessions with the same purpose and notice, e.g. a course (R5).
+-- key is the series' own random key: phones are remembered only as
+-- HMAC(key, device secret), and deleting the row makes leftover hashes
+-- meaningless. Days are YYYY-MM-DD: nothing finer is kept.
+CREATE TABLE IF NOT EXISTS series (
+	name        TEXT PRIMARY KEY,
+	notice_hash TEXT NOT NULL,
+	key         BLOB NOT NULL,
+	started_on  TEXT NOT NULL,
+	last_on     TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- series_phones: phones that consented in a round of the series that ended
+-- with everyone's consent, and the day of that round. Only such rounds are
+-- remembered, so the number of rows never says how many refused.
+CREATE TABLE IF NOT EXISTS series_phones (
+	series TEXT NOT NULL,
+	device BLOB NOT NULL,
+	day    TEXT NOT NULL,
+	PRIMARY KEY (series, device)
+) WITHOUT ROWID;
 
 -- phones: keyed hashes of the phones that joined the open session. WITHOUT
 -- ROWID keeps rows in hash order, so the file does not record who came first.

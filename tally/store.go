@@ -7,8 +7,6 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	_ "embed"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -77,25 +75,17 @@ func ParseChoice(s string) (Choice, error) {
 // before anyone chooses (R3, R4). Slips count only in the round they were
 // given for.
 type Round struct {
-	ID         int64
-	Purpose    string
+	ID      int64
+	Purpose string
+	// Notice is the canonical notice: a JSON string for a notice given as
+	// text, or a JSON object with sorted keys for a structured one.
 	Notice     string
-	NoticeHash string // hex SHA-256 of the canonical purpose and notice
+	NoticeHash string // NoticeHash of the purpose, notice and mode
+	Lang       string // the template language of the notice; "" for en
+	Series     string // the series the round belongs to; "" for none
+	Mode       Mode
 	OpenedAt   time.Time
 }
-
-// RoundSpec is what a lecturer gives to start a round.
-type RoundSpec struct {
-	Purpose string
-	Notice  string
-}
-
-// MaxPurposeLen and MaxNoticeLen bound the texts a lecturer can set; a
-// notice longer than a page helps nobody on a phone.
-const (
-	MaxPurposeLen = 500
-	MaxNoticeLen  = 20_000
-)
 
 // State is what the kiosk may show of the tally. It deliberately has no
 // field for the split between consents and refusals (R6, R7).
@@ -107,6 +97,7 @@ type State struct {
 	Headcount int
 	Received  int // slips in the current round
 	Issued    int // phones that joined the session
+	Paper     int // paper slips in the current round, included in Received
 	Closed    bool
 	Fault     bool
 	Verdict
@@ -116,13 +107,37 @@ type State struct {
 type Slip struct {
 	Choice Choice
 	Round  int64
+	// SeriesDay is set by Join when the round belongs to a series in which
+	// this phone consented before: the day (YYYY-MM-DD) of that round (R5).
+	SeriesDay string
 }
 
 // Options tune a Store; the zero value is ready for use.
 type Options struct {
 	// Now is the clock; tests set it. Defaults to time.Now.
 	Now func() time.Time
+	// Retention is how long ended rounds (the accountability record) and
+	// series memory are kept (R9). Zero means DefaultRetention.
+	Retention time.Duration
+	// PurgeEvery is how often the store purges what is older than the
+	// retention, besides at Open. Zero means once a day.
+	PurgeEvery time.Duration
 }
+
+// DefaultRetention is about one semester: the routines keep a recording
+// until the teaching has ended and the exam is held (001 "Sletting av
+// opptak", 002 §8.1), and the record of what was consented to is needed as
+// long as the recording it vouches for. A series (a course) also runs about
+// a semester. A lecturer who needs the record longer keeps its printout with
+// the recording.
+const DefaultRetention = 180 * 24 * time.Hour
+
+// stampFormat is how times are stored: fixed width in UTC, so that text
+// comparison in SQL orders them correctly.
+const stampFormat = "2006-01-02T15:04:05.000000000Z"
+
+// dayFormat is the only precision series memory keeps.
+const dayFormat = "2006-01-02"
 
 // DeviceID is the keyed hash of a phone's device secret. The secret itself
 // is never stored.
@@ -133,10 +148,12 @@ type DeviceID [sha256.Size]byte
 // groups concurrent phone changes into one transaction, and a change is
 // reported done only after its transaction committed.
 type Store struct {
-	db       *sql.DB
-	now      func() time.Time
-	kioskKey []byte
-	boot     uint64
+	db         *sql.DB
+	now        func() time.Time
+	retention  time.Duration
+	purgeEvery time.Duration
+	kioskKey   []byte
+	boot       uint64
 
 	reqs     chan *request
 	stopOnce sync.Once
@@ -175,10 +192,36 @@ type memState struct {
 	slips     map[DeviceID]Choice
 	consents  int
 	refusals  int
+	paper     paperCounts
+
+	// open: an unlocked interval of the current round is open in the
+	// database. faultAt is when storage failed while one was open: the
+	// interval ended then, which can only be written once storage works.
+	open    bool
+	faultAt time.Time
+
+	// seriesKey is the current round's series key, nil without a series.
+	// seriesIDs maps each phone seen with its secret in this round to its
+	// keyed hash under that key; it is never written unless the round ends
+	// with everyone's consent, and is lost on restart (phones say hello
+	// again when they reconnect).
+	seriesKey []byte
+	seriesIDs map[DeviceID]DeviceID
+	// seriesDays are the phones remembered for the current round's series,
+	// by series hash, with the day each consented: a join looks here, so
+	// that joining needs no transaction.
+	seriesDays map[DeviceID]string
 }
 
+type paperCounts struct{ consents, refusals int }
+
 func (m *memState) counts() Counts {
-	return Counts{Headcount: m.headcount, Consents: m.consents, Refusals: m.refusals, Closed: m.closed, Fault: m.fault}
+	return Counts{
+		Headcount: m.headcount, Consents: m.consents, Refusals: m.refusals,
+		PaperConsents: m.paper.consents, PaperRefusals: m.paper.refusals,
+		LecturerOnly: m.round.Mode == ModeLecturerOnly,
+		Closed:       m.closed, Fault: m.fault,
+	}
 }
 
 // DSN returns the data source name the store opens path with. Every pragma
@@ -220,16 +263,24 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	// start-up, so there is nothing to gain from a pool.
 	db.SetMaxOpenConns(1)
 	s := &Store{
-		db:      db,
-		now:     opt.Now,
-		reqs:    make(chan *request, maxBatch),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		held:    map[DeviceID]*request{},
-		changed: make(chan struct{}),
+		db:         db,
+		now:        opt.Now,
+		retention:  opt.Retention,
+		purgeEvery: opt.PurgeEvery,
+		reqs:       make(chan *request, maxBatch),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		held:       map[DeviceID]*request{},
+		changed:    make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.retention <= 0 {
+		s.retention = DefaultRetention
+	}
+	if s.purgeEvery <= 0 {
+		s.purgeEvery = 24 * time.Hour
 	}
 	if err := s.load(ctx); err != nil {
 		db.Close()
@@ -237,18 +288,22 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	}
 	s.publish()
 	go s.writer()
+	if _, err := s.Purge(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %s: purge: %w", path, err)
+	}
 	return s, nil
 }
 
 func (s *Store) load(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, schemaSQL); err != nil {
-		return fmt.Errorf("schema: %w", err)
-	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if err := migrate(ctx, tx); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
 
 	if s.kioskKey, err = metaKey(ctx, tx, "kiosk_key"); err != nil {
 		return err
@@ -274,10 +329,25 @@ func (s *Store) load(ctx context.Context) error {
 	s.mem.closed = closed == "1"
 
 	if err := s.loadRound(ctx, tx); errors.Is(err, sql.ErrNoRows) {
-		if s.mem.round, err = s.insertRound(ctx, tx, RoundSpec{}, 0); err != nil {
+		if s.mem.round, err = s.insertRound(ctx, tx, RoundSpec{Mode: ModeRoom}, 0); err != nil {
 			return err
 		}
 	} else if err != nil {
+		return err
+	}
+	err = tx.QueryRowContext(ctx, `SELECT consents, refusals FROM paper WHERE round = ?`, s.mem.round.ID).
+		Scan(&s.mem.paper.consents, &s.mem.paper.refusals)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	s.mem.seriesIDs = map[DeviceID]DeviceID{}
+	if s.mem.round.Series != "" {
+		err = tx.QueryRowContext(ctx, `SELECT key FROM series WHERE name = ?`, s.mem.round.Series).Scan(&s.mem.seriesKey)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	if s.mem.seriesDays, err = loadSeriesDays(ctx, tx, s.mem.round.Series); err != nil {
 		return err
 	}
 
@@ -309,14 +379,23 @@ func (s *Store) load(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	// An interval still open was left by a kiosk that stopped without a
+	// shutdown: when it ended is unknown, so the record says so rather than
+	// claim a time (R8). If the tally still unlocks, a new interval starts.
+	if _, err := tx.ExecContext(ctx, `UPDATE intervals SET ended_by = ? WHERE ended_by IS NULL`, EndInterrupted); err != nil {
+		return err
+	}
+	if s.mem.open, err = s.markInterval(ctx, tx, false, s.mem.counts(), s.mem.round.ID, EndInterrupted); err != nil {
+		return err
+	}
 	return tx.Commit()
 }
 
 func (s *Store) loadRound(ctx context.Context, tx *sql.Tx) error {
 	var r Round
 	var opened string
-	err := tx.QueryRowContext(ctx, `SELECT id, purpose, notice, notice_hash, headcount, opened_at FROM rounds ORDER BY id DESC LIMIT 1`).
-		Scan(&r.ID, &r.Purpose, &r.Notice, &r.NoticeHash, &s.mem.headcount, &opened)
+	err := tx.QueryRowContext(ctx, `SELECT id, purpose, notice, notice_hash, lang, series, mode, headcount, opened_at FROM rounds ORDER BY id DESC LIMIT 1`).
+		Scan(&r.ID, &r.Purpose, &r.Notice, &r.NoticeHash, &r.Lang, &r.Series, &r.Mode, &s.mem.headcount, &opened)
 	if err != nil {
 		return err
 	}
@@ -328,16 +407,13 @@ func (s *Store) loadRound(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// insertRound closes the open round and writes a new one in tx.
+// insertRound writes a new round, whose spec is normalized, in tx.
 func (s *Store) insertRound(ctx context.Context, tx *sql.Tx, spec RoundSpec, headcount int) (Round, error) {
 	now := s.now().UTC()
-	stamp := now.Format(time.RFC3339Nano)
-	if _, err := tx.ExecContext(ctx, `UPDATE rounds SET closed_at = ? WHERE closed_at IS NULL`, stamp); err != nil {
-		return Round{}, err
-	}
-	hash := NoticeHash(spec)
-	res, err := tx.ExecContext(ctx, `INSERT INTO rounds (purpose, notice, notice_hash, headcount, opened_at) VALUES (?, ?, ?, ?, ?)`,
-		spec.Purpose, spec.Notice, hash, headcount, stamp)
+	notice := spec.canonicalNotice()
+	hash := noticeHash(spec.Purpose, notice, spec.Mode)
+	res, err := tx.ExecContext(ctx, `INSERT INTO rounds (purpose, notice, notice_hash, lang, series, mode, headcount, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		spec.Purpose, notice, hash, spec.Lang, spec.Series, spec.Mode, headcount, now.Format(stampFormat))
 	if err != nil {
 		return Round{}, err
 	}
@@ -345,18 +421,8 @@ func (s *Store) insertRound(ctx context.Context, tx *sql.Tx, spec RoundSpec, hea
 	if err != nil {
 		return Round{}, err
 	}
-	return Round{ID: id, Purpose: spec.Purpose, Notice: spec.Notice, NoticeHash: hash, OpenedAt: now}, nil
-}
-
-// NoticeHash is the hex SHA-256 of the canonical text of a round's purpose
-// and notice: their JSON encoding in a fixed field order.
-func NoticeHash(spec RoundSpec) string {
-	canonical, _ := json.Marshal(struct {
-		Purpose string `json:"purpose"`
-		Notice  string `json:"notice"`
-	}{spec.Purpose, spec.Notice})
-	sum := sha256.Sum256(canonical)
-	return hex.EncodeToString(sum[:])
+	return Round{ID: id, Purpose: spec.Purpose, Notice: notice, NoticeHash: hash, Lang: spec.Lang,
+		Series: spec.Series, Mode: spec.Mode, OpenedAt: now}, nil
 }
 
 func metaKey(ctx context.Context, tx *sql.Tx, name string) ([]byte, error) {
@@ -413,6 +479,9 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
+// Retention returns how long ended rounds and series memory are kept.
+func (s *Store) Retention() time.Duration { return s.retention }
+
 // DB returns the underlying database, for tests and diagnostics that read
 // it. Writing through it bypasses the store's state.
 func (s *Store) DB() *sql.DB { return s.db }
@@ -449,18 +518,17 @@ func (s *Store) Wait(ctx context.Context, seen uint64) State {
 }
 
 // publish makes the writer's committed state visible.
-func (s *Store) publish() { s.publishCounts(s.mem.counts(), s.mem.received(), len(s.mem.phones)) }
-
-func (m *memState) received() int { return m.consents + m.refusals }
+func (s *Store) publish() { s.publishCounts(s.mem.counts(), len(s.mem.phones)) }
 
 // publishCounts makes a state visible. The writer calls it with committed
 // counts, and also with counts not yet committed when those lock the kiosk:
 // locking never waits on the disk, unlocking does.
-func (s *Store) publishCounts(c Counts, received, issued int) {
+func (s *Store) publishCounts(c Counts, issued int) {
 	next := State{
 		Round:     s.mem.round,
 		Headcount: c.Headcount,
-		Received:  received,
+		Received:  c.Received(),
+		Paper:     c.PaperConsents + c.PaperRefusals,
 		Issued:    issued,
 		Closed:    c.Closed,
 		Fault:     c.Fault,

@@ -9,12 +9,17 @@ import (
 	"time"
 )
 
-// openStore opens a store on a fresh SQLite file in t.TempDir and closes it
-// when the test ends. It returns the path so a test can reopen it.
+// openStore opens a store on a fresh SQLite file in t.TempDir, with a round
+// that has a purpose, and closes it when the test ends. It returns the path
+// so a test can reopen it.
 func openStore(t testing.TB) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "kiosk.db")
-	return reopen(t, path), path
+	s := reopen(t, path)
+	if _, err := s.NewRound(context.Background(), RoundSpec{Purpose: "lecture video for enrolled students"}); err != nil {
+		t.Fatal(err)
+	}
+	return s, path
 }
 
 func reopen(t testing.TB, path string) *Store {

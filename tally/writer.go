@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-	"unicode/utf8"
 )
 
 type opKind uint8
@@ -31,9 +30,18 @@ type request struct {
 	choice Choice   // opCast
 	round  int64    // opCast: the round the phone was shown; 0 means current
 
+	// seriesID is the phone's keyed hash under the current round's series
+	// key, set by the writer with device when the round has a series.
+	seriesID DeviceID
+	inSeries bool
+
 	// lecturer ops run alone in a transaction; after a commit the writer
 	// calls the returned apply to update memory.
 	lecturer func(ctx context.Context, tx *sql.Tx) (apply func(), err error)
+	// checkpoint: after the commit, copy the WAL into the database file and
+	// truncate it, so that deleted rows are gone from the files on disk and
+	// not only from the tables (R9).
+	checkpoint bool
 
 	reply chan result
 }
@@ -46,7 +54,8 @@ type result struct {
 // Join registers a phone in the session. A phone already in the session may
 // join again without a fresh token (after a reconnect or a QR rotation);
 // a new phone needs fresh, meaning it showed a valid join token. It returns
-// the phone's current slip.
+// the phone's current slip and, when the round belongs to a series in which
+// the phone consented before, the day of that consent (R5).
 func (s *Store) Join(ctx context.Context, secret string, fresh bool) (Slip, error) {
 	return s.submit(ctx, &request{kind: opJoin, secret: secret, fresh: fresh})
 }
@@ -75,30 +84,98 @@ func (s *Store) SetHeadcount(ctx context.Context, n int) error {
 	if n < MinHeadcount || n > MaxHeadcount {
 		return fmt.Errorf("%w: headcount must be a whole number from %d to %d", ErrInvalid, MinHeadcount, MaxHeadcount)
 	}
-	return s.lecturerOp(ctx, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	return s.lecturerOp(ctx, false, func(ctx context.Context, tx *sql.Tx) (func(), error) {
 		if s.mem.closed {
 			return nil, ErrClosed
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET headcount = ? WHERE id = ?`, n, s.mem.round.ID); err != nil {
 			return nil, err
 		}
-		return func() { s.mem.headcount = n }, nil
+		next := s.mem.counts()
+		next.Headcount = n
+		open, err := s.markInterval(ctx, tx, s.mem.open, next, s.mem.round.ID, EndHeadcountChange)
+		if err != nil {
+			return nil, err
+		}
+		return func() { s.mem.headcount, s.mem.open = n, open }, nil
+	})
+}
+
+// SetPaper sets the current round's paper slips: how many consents and
+// refusals the lecturer counted in the paper box. It sets rather than adds,
+// so a retried request changes nothing. Paper slips count in the rule like
+// phone slips; when the round ends only their total is kept. It returns
+// ErrInvalid for counts outside 0..MaxHeadcount or in a lecturer-only round,
+// and ErrClosed while the session is closed.
+func (s *Store) SetPaper(ctx context.Context, consents, refusals int) error {
+	if consents < 0 || refusals < 0 || consents > MaxHeadcount || refusals > MaxHeadcount {
+		return fmt.Errorf("%w: paper counts must be whole numbers from 0 to %d", ErrInvalid, MaxHeadcount)
+	}
+	return s.lecturerOp(ctx, false, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+		if s.mem.closed {
+			return nil, ErrClosed
+		}
+		if s.mem.round.Mode == ModeLecturerOnly {
+			return nil, fmt.Errorf("%w: a lecturer-only round takes no slips", ErrInvalid)
+		}
+		if s.mem.round.Purpose == "" {
+			return nil, fmt.Errorf("%w: start a round with a purpose first", ErrInvalid)
+		}
+		var err error
+		if consents == 0 && refusals == 0 {
+			_, err = tx.ExecContext(ctx, `DELETE FROM paper`)
+		} else {
+			_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO paper (round, consents, refusals) VALUES (?, ?, ?)`, s.mem.round.ID, consents, refusals)
+		}
+		if err != nil {
+			return nil, err
+		}
+		next := s.mem.counts()
+		next.PaperConsents, next.PaperRefusals = consents, refusals
+		open, err := s.markInterval(ctx, tx, s.mem.open, next, s.mem.round.ID, EndPaperChange)
+		if err != nil {
+			return nil, err
+		}
+		return func() { s.mem.paper, s.mem.open = paperCounts{consents, refusals}, open }, nil
 	})
 }
 
 // NewRound starts a new round with the given purpose and notice. Every
-// earlier slip stops counting (R3); the headcount and the joined phones stay.
-// A closed session opens again with it.
+// earlier slip, phone or paper, stops counting (R3); the headcount and the
+// joined phones stay. A closed session opens again with it. A round that
+// names a series must have the series' purpose, notice and mode, or
+// NewRound returns ErrSeriesMismatch; a new series name starts a series.
 func (s *Store) NewRound(ctx context.Context, spec RoundSpec) (Round, error) {
-	if err := validSpec(spec); err != nil {
+	spec, err := spec.normalize()
+	if err != nil {
 		return Round{}, err
 	}
+	if spec.Purpose == "" {
+		return Round{}, fmt.Errorf("%w: purpose is required", ErrInvalid)
+	}
 	var round Round
-	err := s.lecturerOp(ctx, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	err = s.lecturerOp(ctx, false, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+		if !s.mem.closed {
+			if err := s.endRound(ctx, tx); err != nil {
+				return nil, err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM slips`); err != nil {
 			return nil, err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = 'closed'`); err != nil {
+			return nil, err
+		}
+		var seriesKey []byte
+		if spec.Series != "" {
+			var err error
+			hash := noticeHash(spec.Purpose, spec.canonicalNotice(), spec.Mode)
+			if seriesKey, err = s.joinSeries(ctx, tx, spec.Series, hash); err != nil {
+				return nil, err
+			}
+		}
+		days, err := loadSeriesDays(ctx, tx, spec.Series)
+		if err != nil {
 			return nil, err
 		}
 		headcount := s.mem.headcount
@@ -109,34 +186,127 @@ func (s *Store) NewRound(ctx context.Context, spec RoundSpec) (Round, error) {
 		if err != nil {
 			return nil, err
 		}
+		counts := Counts{Headcount: headcount, LecturerOnly: spec.Mode == ModeLecturerOnly}
+		open, err := s.markInterval(ctx, tx, s.mem.open, counts, next.ID, EndNewRound)
+		if err != nil {
+			return nil, err
+		}
 		return func() {
 			s.mem.round, s.mem.headcount = next, headcount
 			s.mem.closed = false
 			s.mem.slips = map[DeviceID]Choice{}
 			s.mem.consents, s.mem.refusals = 0, 0
+			s.mem.paper = paperCounts{}
+			s.mem.seriesKey, s.mem.seriesIDs, s.mem.seriesDays = seriesKey, map[DeviceID]DeviceID{}, days
+			s.mem.open = open
 			round = next
 		}, nil
 	})
 	return round, err
 }
 
-func validSpec(spec RoundSpec) error {
+// joinSeries returns the key of the named series, starting the series if it
+// does not exist. It returns ErrSeriesMismatch if the series was started
+// with another purpose, notice or mode.
+func (s *Store) joinSeries(ctx context.Context, tx *sql.Tx, name, hash string) ([]byte, error) {
+	var key []byte
+	var have string
+	err := tx.QueryRowContext(ctx, `SELECT key, notice_hash FROM series WHERE name = ?`, name).Scan(&key, &have)
 	switch {
-	case !utf8.ValidString(spec.Purpose) || !utf8.ValidString(spec.Notice):
-		return fmt.Errorf("%w: purpose and notice must be UTF-8 text", ErrInvalid)
-	case utf8.RuneCountInString(spec.Purpose) > MaxPurposeLen:
-		return fmt.Errorf("%w: purpose longer than %d characters", ErrInvalid, MaxPurposeLen)
-	case utf8.RuneCountInString(spec.Notice) > MaxNoticeLen:
-		return fmt.Errorf("%w: notice longer than %d characters", ErrInvalid, MaxNoticeLen)
+	case err == nil && have != hash:
+		return nil, fmt.Errorf("%w: series %q was started with another purpose or notice; end it, or name a new series", ErrSeriesMismatch, name)
+	case err == nil:
+		return key, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, err
+	}
+	key = make([]byte, 32)
+	rand.Read(key)
+	today := s.now().Format(dayFormat)
+	_, err = tx.ExecContext(ctx, `INSERT INTO series (name, notice_hash, key, started_on, last_on) VALUES (?, ?, ?, ?, ?)`, name, hash, key, today, today)
+	return key, err
+}
+
+// loadSeriesDays reads the phones remembered for the named series; none
+// for "".
+func loadSeriesDays(ctx context.Context, tx *sql.Tx, series string) (map[DeviceID]string, error) {
+	days := map[DeviceID]string{}
+	if series == "" {
+		return days, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT device, day FROM series_phones WHERE series = ?`, series)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d []byte
+		var day string
+		if err := rows.Scan(&d, &day); err != nil {
+			return nil, err
+		}
+		days[deviceID(d)] = day
+	}
+	return days, rows.Err()
+}
+
+// endRound writes the aggregate record of the current round as it ends
+// (R8): when, the slips received, the outcome and the total of paper slips.
+// The paper split is deleted. If the round belongs to a series and ends
+// with everyone's consent, every phone whose keyed series hash is known is
+// remembered for the series with today's date (R5). Remembering only such
+// rounds means the series memory never holds more than the record already
+// says: that everyone who handed in a slip consented.
+func (s *Store) endRound(ctx context.Context, tx *sql.Tx) error {
+	now := s.now()
+	c := s.mem.counts()
+	v := Decide(c)
+	outcome := string(v.Reason)
+	if v.Unlocked {
+		outcome = OutcomeUnlocked
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE rounds SET closed_at = ?, received = ?, outcome = ?, paper = ? WHERE id = ?`,
+		now.UTC().Format(stampFormat), c.Received(), outcome, c.PaperConsents+c.PaperRefusals, s.mem.round.ID); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM paper`); err != nil {
+		return err
+	}
+	if !v.Unlocked || s.mem.round.Mode != ModeRoom || s.mem.seriesKey == nil {
+		return nil
+	}
+	day := now.Format(dayFormat)
+	res, err := tx.ExecContext(ctx, `UPDATE series SET last_on = ? WHERE name = ?`, day, s.mem.round.Series)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err // the series was ended meanwhile: remember nobody
+	}
+	for d, choice := range s.mem.slips {
+		id, ok := s.mem.seriesIDs[d]
+		if !ok || choice != ChoiceConsent {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO series_phones (series, device, day) VALUES (?, ?, ?)`,
+			s.mem.round.Series, id[:], day); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// CloseSession ends the session: the kiosk locks, every phone and slip is
-// deleted, and the key that hashes device secrets is replaced so the next
-// session's hashes cannot be linked to this one's (R9).
+// CloseSession ends the session: the kiosk locks, the current round's record
+// is written, every phone and slip is deleted, and the key that hashes
+// device secrets is replaced so the next session's hashes cannot be linked
+// to this one's (R9).
 func (s *Store) CloseSession(ctx context.Context) error {
-	return s.lecturerOp(ctx, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	return s.lecturerOp(ctx, true, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+		if !s.mem.closed {
+			if err := s.endRound(ctx, tx); err != nil {
+				return nil, err
+			}
+		}
 		key := make([]byte, 32)
 		rand.Read(key)
 		for _, q := range []string{`DELETE FROM slips`, `DELETE FROM phones`} {
@@ -147,7 +317,10 @@ func (s *Store) CloseSession(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('closed', '1'), ('device_key', ?)`, key); err != nil {
 			return nil, err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET closed_at = ? WHERE closed_at IS NULL`, s.now().UTC().Format(time.RFC3339Nano)); err != nil {
+		next := s.mem.counts()
+		next.Closed = true
+		open, err := s.markInterval(ctx, tx, s.mem.open, next, s.mem.round.ID, EndClosed)
+		if err != nil {
 			return nil, err
 		}
 		return func() {
@@ -156,13 +329,42 @@ func (s *Store) CloseSession(ctx context.Context) error {
 			s.mem.phones = map[DeviceID]phoneState{}
 			s.mem.slips = map[DeviceID]Choice{}
 			s.mem.consents, s.mem.refusals = 0, 0
+			s.mem.paper = paperCounts{}
+			s.mem.seriesIDs = map[DeviceID]DeviceID{}
+			s.mem.open = open
 			clear(s.held)
 		}, nil
 	})
 }
 
-func (s *Store) lecturerOp(ctx context.Context, fn func(context.Context, *sql.Tx) (func(), error)) error {
-	_, err := s.submit(ctx, &request{kind: opLecturer, lecturer: fn})
+// markInterval writes in tx the end of the open unlocked interval, if the
+// change to next ends it, saying why; and the start of a new one, if next
+// unlocks round (R8). open says whether an interval is open now. It returns
+// whether one is open after the change; the caller stores that in s.mem
+// once tx has committed. Doing this in the change's own transaction means
+// the record never misses an unlock that phones and recorders saw.
+func (s *Store) markInterval(ctx context.Context, tx *sql.Tx, open bool, next Counts, round int64, why string) (bool, error) {
+	unlocked := Decide(next).Unlocked
+	now := s.now().UTC().Format(stampFormat)
+	if open && (!unlocked || round != s.mem.round.ID) {
+		if _, err := tx.ExecContext(ctx, `UPDATE intervals SET ended_at = ?, ended_by = ? WHERE ended_by IS NULL`, now, why); err != nil {
+			return open, err
+		}
+		open = false
+	}
+	if unlocked && !open {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO intervals (round, started_at) VALUES (?, ?)`, round, now); err != nil {
+			return open, err
+		}
+		open = true
+	}
+	return open, nil
+}
+
+// lecturerOp runs fn alone in a transaction on the writer goroutine and,
+// after the commit, the function it returns. checkpoint: see request.
+func (s *Store) lecturerOp(ctx context.Context, checkpoint bool, fn func(context.Context, *sql.Tx) (func(), error)) error {
+	_, err := s.submit(ctx, &request{kind: opLecturer, lecturer: fn, checkpoint: checkpoint})
 	return err
 }
 
@@ -191,6 +393,8 @@ func (s *Store) submit(ctx context.Context, r *request) (Slip, error) {
 func (s *Store) writer() {
 	defer close(s.done)
 	var retry <-chan time.Time
+	purge := time.NewTicker(s.purgeEvery)
+	defer purge.Stop()
 	for {
 		var first *request
 		select {
@@ -198,8 +402,13 @@ func (s *Store) writer() {
 		case <-retry:
 			retry = nil
 			s.recover()
+		case <-purge.C:
+			// A failed purge is retried at the next tick; the error was
+			// logged when storage failed.
+			s.runLecturer(&request{kind: opLecturer, lecturer: s.purgeOp(nil), checkpoint: true, reply: make(chan result, 1)})
 		case <-s.stop:
 			s.drain()
+			s.endOnStop()
 			return
 		}
 		if first != nil {
@@ -280,13 +489,32 @@ func (s *Store) runLecturer(r *request) {
 	}
 	apply()
 	s.publish()
+	if r.checkpoint {
+		if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			slog.Warn("checkpoint after deleting failed; deleted rows stay in the WAL file until the next checkpoint", "err", err)
+		}
+	}
 	r.reply <- result{}
+}
+
+// endOnStop ends the open unlocked interval when the kiosk shuts down: from
+// then on recorders get no answer, which means locked.
+func (s *Store) endOnStop() {
+	if !s.mem.open || s.mem.fault {
+		return
+	}
+	ctx := context.Background()
+	_, err := s.db.ExecContext(ctx, `UPDATE intervals SET ended_at = ?, ended_by = ? WHERE ended_by IS NULL`,
+		s.now().UTC().Format(stampFormat), EndStopped)
+	if err != nil {
+		slog.Error("could not record the end of the unlocked interval; the record will say it was interrupted", "err", err)
+	}
 }
 
 // isDomainError tells a refusal of one change, which leaves storage
 // healthy, from a failure of storage.
 func isDomainError(err error) bool {
-	for _, e := range []error{ErrInvalid, ErrClosed, ErrUnknownPhone, ErrStaleRound} {
+	for _, e := range []error{ErrInvalid, ErrClosed, ErrUnknownPhone, ErrStaleRound, ErrSeriesMismatch, ErrNotFound} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -294,8 +522,10 @@ func isDomainError(err error) bool {
 	return false
 }
 
-func (s *Store) hash(secret string) DeviceID {
-	m := hmac.New(sha256.New, s.mem.deviceKey)
+func (s *Store) hash(secret string) DeviceID { return keyedHash(s.mem.deviceKey, secret) }
+
+func keyedHash(key []byte, secret string) DeviceID {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(secret))
 	var d DeviceID
 	m.Sum(d[:0])
@@ -308,6 +538,7 @@ type overlay struct {
 	mem      *memState
 	phones   map[DeviceID]phoneState
 	slips    map[DeviceID]Choice
+	series   map[DeviceID]DeviceID // series hashes learnt in this batch
 	consents int
 	refusals int
 	issued   int
@@ -345,21 +576,36 @@ func (o *overlay) apply(ctx context.Context, tx *sql.Tx, r *request) (Slip, erro
 	ps := o.phone(r.device)
 	switch r.kind {
 	case opJoin:
-		if ps != phoneGone {
-			return Slip{Choice: o.slip(r.device), Round: round}, nil
+		if ps == phoneGone {
+			if !r.fresh {
+				return Slip{}, ErrUnknownPhone
+			}
+			o.phones[r.device] = phoneJoined
+			o.issued++
 		}
-		if !r.fresh {
-			return Slip{}, ErrUnknownPhone
+		slip := Slip{Choice: o.slip(r.device), Round: round}
+		if r.inSeries {
+			o.series[r.device] = r.seriesID
+			slip.SeriesDay = o.mem.seriesDays[r.seriesID]
 		}
-		o.phones[r.device] = phoneJoined
-		o.issued++
-		return Slip{Choice: ChoiceNone, Round: round}, nil
+		return slip, nil
 	case opCast:
 		if ps == phoneGone {
 			return Slip{}, ErrUnknownPhone
 		}
 		if r.round != 0 && r.round != round {
 			return Slip{}, ErrStaleRound
+		}
+		if o.mem.round.Purpose == "" && r.choice != ChoiceNone {
+			// Nobody can consent to a recording whose purpose they were not
+			// told (R4): a slip needs a round the lecturer described.
+			return Slip{}, fmt.Errorf("%w: the lecturer has not described the recording yet", ErrInvalid)
+		}
+		if o.mem.round.Mode == ModeLecturerOnly && r.choice != ChoiceNone {
+			return Slip{}, fmt.Errorf("%w: only the lecturer is recorded; nobody in the room is asked", ErrInvalid)
+		}
+		if r.inSeries {
+			o.series[r.device] = r.seriesID
 		}
 		if ps == phoneJoined && r.choice != ChoiceNone {
 			if err := o.exec(ctx, tx, `INSERT OR IGNORE INTO phones (device) VALUES (?)`, r.device[:]); err != nil {
@@ -428,9 +674,13 @@ func (o *overlay) tallyChoice(c Choice, delta int) {
 // commit moves the batch's changes into memory after the transaction committed.
 func (o *overlay) commit() {
 	m := o.mem
+	for d, id := range o.series {
+		m.seriesIDs[d] = id
+	}
 	for d, ps := range o.phones {
 		if ps == phoneGone {
 			delete(m.phones, d)
+			delete(m.seriesIDs, d)
 		} else {
 			m.phones[d] = ps
 		}
@@ -454,6 +704,9 @@ func (s *Store) runPhones(batch []*request) {
 	for _, r := range batch {
 		if r.secret != "" {
 			r.device = s.hash(r.secret)
+			if s.mem.seriesKey != nil {
+				r.seriesID, r.inSeries = keyedHash(s.mem.seriesKey, r.secret), true
+			}
 			r.secret = ""
 		}
 	}
@@ -482,6 +735,7 @@ func (s *Store) newOverlay() *overlay {
 		mem:      &s.mem,
 		phones:   map[DeviceID]phoneState{},
 		slips:    map[DeviceID]Choice{},
+		series:   map[DeviceID]DeviceID{},
 		consents: s.mem.consents,
 		refusals: s.mem.refusals,
 		issued:   len(s.mem.phones),
@@ -511,7 +765,7 @@ func (s *Store) commitPhones(batch []*request) ([]result, bool) {
 		return results, true
 	}
 	if pending := dry.counts(); !Decide(pending).Unlocked && s.State().Unlocked {
-		s.publishCounts(pending, dry.consents+dry.refusals, dry.issued)
+		s.publishCounts(pending, dry.issued)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -528,11 +782,17 @@ func (s *Store) commitPhones(batch []*request) ([]result, bool) {
 		}
 		results[i] = result{slip: slip, err: err}
 	}
+	open, err := s.markInterval(ctx, tx, s.mem.open, o.counts(), s.mem.round.ID, EndSlipChanged)
+	if err != nil {
+		s.storageFailed(err)
+		return nil, false
+	}
 	if err := tx.Commit(); err != nil {
 		s.storageFailed(err)
 		return nil, false
 	}
 	o.commit()
+	s.mem.open = open
 	s.publish()
 	return results, true
 }
@@ -541,6 +801,9 @@ func (s *Store) commitPhones(batch []*request) ([]result, bool) {
 func (s *Store) storageFailed(err error) {
 	if !s.mem.fault {
 		slog.Error("storage failed; the kiosk is locked until a write succeeds", "err", err)
+		if s.mem.open {
+			s.mem.faultAt = s.now()
+		}
 	}
 	s.mem.fault = true
 	s.publish()
@@ -553,7 +816,12 @@ func (s *Store) recover() {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err == nil {
 		defer tx.Rollback()
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('checked_at', ?)`, s.now().UTC().Format(time.RFC3339))
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('checked_at', ?)`, s.now().UTC().Format(stampFormat))
+		if err == nil && s.mem.open {
+			// The interval ended when storage failed: the kiosk locked then.
+			_, err = tx.ExecContext(ctx, `UPDATE intervals SET ended_at = ?, ended_by = ? WHERE ended_by IS NULL`,
+				s.mem.faultAt.UTC().Format(stampFormat), EndFault)
+		}
 		if err == nil {
 			err = tx.Commit()
 		}
@@ -562,6 +830,7 @@ func (s *Store) recover() {
 		return
 	}
 	s.mem.fault = false
+	s.mem.open, s.mem.faultAt = false, time.Time{}
 	if len(s.held) > 0 {
 		batch := make([]*request, 0, len(s.held))
 		for _, r := range s.held {
@@ -573,6 +842,34 @@ func (s *Store) recover() {
 		}
 		clear(s.held)
 	}
+	if !s.mem.open && Decide(s.mem.counts()).Unlocked {
+		// The tally unlocks again without any held change: that starts an
+		// interval of its own.
+		if err := s.syncInterval(); err != nil {
+			s.storageFailed(err)
+			return
+		}
+	}
 	slog.Info("storage works again")
 	s.publish()
+}
+
+// syncInterval records the start of an unlocked interval when the tally
+// unlocks by itself rather than by a change.
+func (s *Store) syncInterval() error {
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	open, err := s.markInterval(ctx, tx, s.mem.open, s.mem.counts(), s.mem.round.ID, EndFault)
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.mem.open = open
+	return nil
 }
