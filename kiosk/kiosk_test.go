@@ -720,3 +720,12 @@ func BenchmarkLockFanOut(b *testing.B) {
 		})
 	}
 }
+
+// TestJoinRateLetsAFullHallIn: the limit on new phones exists to stop
+// floods, and must never hold back a full hall scanning at once.
+func TestJoinRateLetsAFullHallIn(t *testing.T) {
+	k := newTestKiosk(t)
+	if got, want := k.srv.newPhones.Burst(), k.srv.maxPhones; got < want {
+		t.Errorf("new-phone burst = %d; want at least the connection cap %d", got, want)
+	}
+}

@@ -120,7 +120,7 @@ func New(cfg Config) *Server {
 		// The seal key survives restarts with the store's key, so a phone
 		// whose page stayed open keeps sealing to the right key.
 		sealer:    NewSealer(cfg.Store.Key("seal")),
-		newPhones: rate.NewLimiter(joinRate, joinBurst),
+		newPhones: rate.NewLimiter(joinRate, cfg.MaxPhones),
 	}
 	s.phoneLimits = newPhoneLimits(2*cfg.MaxPhones, s.limits)
 	if u, err := url.Parse(s.publicURL); err == nil {
