@@ -84,6 +84,8 @@ func startChromium(t *testing.T) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.NoFirstRun,
 		chromedp.UserDataDir(filepath.Join(dir, "profile")),
+		// Chromium keeps its singleton socket under TMPDIR and leaves it
+		// behind when killed; keep it inside the test's own directory.
 		chromedp.Env("TMPDIR="+dir),
 	)
 	budget, cancelBudget := context.WithTimeout(context.Background(), e2eBudget)

@@ -22,64 +22,9 @@ import (
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
-// chromiumPath is where Debian puts Chromium; CI installs it there.
-const chromiumPath = "/usr/bin/chromium"
-
-// browserBudget bounds a whole browser test, start to finish. The slowest
-// step, 1,000 chained X25519 calls, takes a few seconds; the rest is slack
-// for two busy shared cores.
-const browserBudget = 3 * time.Minute
-
 // sealJSPath is static/seal.js, read from disk so the test serves exactly
 // the file the kiosk embeds.
 var sealJSPath = filepath.Join("..", "static", "seal.js")
-
-// newBrowser starts a headless Chromium with a fresh profile and returns a
-// context with one open tab; the browser stops when the test ends. Without
-// Chromium the test is skipped, unless KIOSK_REQUIRE_BROWSER=1 asks for a
-// failure (CI sets it, so the browser tests cannot silently vanish).
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("KIOSK_REQUIRE_BROWSER") == "1" {
-			t.Fatalf("KIOSK_REQUIRE_BROWSER=1 but there is no browser: %v", err)
-		}
-		t.Skipf("no browser at %s, skipping (set KIOSK_REQUIRE_BROWSER=1 to fail instead): %v", chromiumPath, err)
-	}
-	dir := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		// Tests often run as root in a container, where Chromium's sandbox
-		// cannot start; the pages loaded are our own.
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		// The machine has no network beyond loopback; stop Chromium from
-		// trying, and from spending the shared cores on updates.
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(filepath.Join(dir, "profile")),
-		// Chromium keeps its singleton socket under TMPDIR and leaves it
-		// behind when killed; keep it inside the test's own directory.
-		chromedp.Env("TMPDIR="+dir),
-	)
-	// The first Run ties the browser's life to this context, so the budget
-	// goes here, not on a later action.
-	budget, cancelBudget := context.WithTimeout(context.Background(), browserBudget)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(budget, opts...)
-	ctx, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-		cancelBudget()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", chromiumPath, err)
-	}
-	return ctx
-}
 
 // evalJS evaluates a JavaScript expression in the tab and returns its value.
 func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
@@ -112,7 +57,7 @@ func jsBytes(b []byte) string {
 }
 
 func TestSealInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := startChromium(t)
 	ts := newSealPage(t)
 	if err := chromedp.Do(ctx, chromedp.Navigate(ts.URL)); err != nil {
 		t.Fatalf("loading the test page: %v", err)
@@ -323,7 +268,7 @@ const recordSockets = `(function () {
 // "consent" and "do not consent", and checks that the kiosk counted the
 // slips while no frame either way showed a choice or the device secret.
 func TestPhonePageSeals(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := startChromium(t)
 	k := newTestKiosk(t)
 	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video","notice":"Voice and slides."}`)
 	k.setHeadcount(1)
