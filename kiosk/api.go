@@ -173,11 +173,7 @@ func (s *Server) handleHeadcount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, fmt.Errorf("%w: headcount is required", errBadMessage))
 		return
 	}
-	if err := s.store.SetHeadcount(r.Context(), *body.Headcount); err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, newStateAnswer(s.store.State()))
+	s.answerChange(w, r, s.store.SetHeadcount(r.Context(), *body.Headcount))
 }
 
 // handleRound starts a round. The notice is either a text or an object of
@@ -218,11 +214,8 @@ func (s *Server) handleRound(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, fmt.Errorf("%w: notice must be a text or an object of notice fields", errBadMessage))
 		return
 	}
-	if _, err := s.store.NewRound(r.Context(), spec); err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, newStateAnswer(s.store.State()))
+	_, err := s.store.NewRound(r.Context(), spec)
+	s.answerChange(w, r, err)
 }
 
 // handlePaper sets the current round's paper slips. Both counts are
@@ -240,11 +233,7 @@ func (s *Server) handlePaper(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, fmt.Errorf("%w: consents and refusals are both required", errBadMessage))
 		return
 	}
-	if err := s.store.SetPaper(r.Context(), *body.Consents, *body.Refusals); err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, newStateAnswer(s.store.State()))
+	s.answerChange(w, r, s.store.SetPaper(r.Context(), *body.Consents, *body.Refusals))
 }
 
 // recordAnswer is the body of GET /api/record.
@@ -331,7 +320,13 @@ func (s *Server) handleTemplates(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleClose(w http.ResponseWriter, r *http.Request) {
-	if err := s.store.CloseSession(r.Context()); err != nil {
+	s.answerChange(w, r, s.store.CloseSession(r.Context()))
+}
+
+// answerChange answers a lecturer's change: the error, or the state the
+// change left.
+func (s *Server) answerChange(w http.ResponseWriter, r *http.Request, err error) {
+	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
