@@ -3,7 +3,7 @@ module github.com/consent-kiosk/kiosk
 go 1.26.8
 
 require (
-	github.com/andreykaipov/goobs v1.6.0
+	github.com/andreykaipov/goobs v1.10.0
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gorilla/websocket v1.5.3
@@ -15,7 +15,7 @@ require (
 )
 
 require (
-	github.com/buger/jsonparser v1.1.1 // indirect
+	github.com/buger/jsonparser v1.6.1 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/uuid v1.6.0 // indirect

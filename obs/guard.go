@@ -27,6 +27,7 @@ import (
 
 	"github.com/andreykaipov/goobs"
 	"github.com/andreykaipov/goobs/api/closecodes"
+	"github.com/andreykaipov/goobs/api/events"
 	"github.com/andreykaipov/goobs/api/events/subscriptions"
 	"github.com/gorilla/websocket"
 
@@ -43,19 +44,13 @@ const (
 	// is reported and retried over a fresh connection rather than waited for.
 	requestTimeout = 3 * time.Second
 
-	// checkEvery is how often the guard asks OBS whether it records. This
-	// is how it sees a recording started by hand while the kiosk is locked,
-	// so it bounds how long such a recording runs; it also notices a
-	// connection that died without closing. A question a second is nothing
-	// to OBS on the same laptop.
-	//
-	// The guard polls rather than listening for RecordStateChanged events
-	// because goobs v1.6.0 closes its event channel from one goroutine while
-	// another may still be sending an event to it: when OBS quits during a
-	// recording it sends events and closes at once, and that race can panic
-	// with "send on closed channel", taking the kiosk down with it. With no
-	// events subscribed, nothing sends on that channel.
-	checkEvery = 500 * time.Millisecond
+	// checkEvery is how often the guard also asks OBS whether it records.
+	// OBS's RecordStateChanged events are what stop a recording started by
+	// hand while the kiosk is locked; this slower question is the safety net
+	// for an event that never came (a full event buffer drops the oldest)
+	// and notices a connection that died without closing. Two seconds
+	// bounds such a miss and costs OBS nothing.
+	checkEvery = 2 * time.Second
 
 	// minRetry and maxRetry bound the wait between connection attempts: fast
 	// enough that a restarted OBS is guarded again within seconds, slow
@@ -131,6 +126,9 @@ type Guard struct {
 	host   string
 	src    Source
 	log    *slog.Logger
+	// checkEvery is the safety-net question's interval: the constant,
+	// except in tests that must show events alone stop a recording.
+	checkEvery time.Duration
 
 	// Owned by the Run goroutine.
 	unlocked  bool      // the verdict last seen
@@ -157,13 +155,14 @@ func NewGuard(cfg Config, src Source, log *slog.Logger) (*Guard, error) {
 		log = slog.Default()
 	}
 	return &Guard{
-		cfg:     cfg,
-		scheme:  scheme,
-		host:    host,
-		src:     src,
-		log:     log.With("obs", scheme+"://"+host),
-		status:  Status{Problem: ProblemUnreachable},
-		changed: make(chan struct{}),
+		cfg:        cfg,
+		scheme:     scheme,
+		host:       host,
+		src:        src,
+		log:        log.With("obs", scheme+"://"+host),
+		checkEvery: checkEvery,
+		status:     Status{Problem: ProblemUnreachable},
+		changed:    make(chan struct{}),
 	}, nil
 }
 
@@ -333,7 +332,7 @@ func (g *Guard) session(ctx context.Context) (connected bool, err error) {
 	g.log.Info("connected to OBS", "recording", g.recording)
 	problem := ""
 
-	check := time.NewTicker(checkEvery)
+	check := time.NewTicker(g.checkEvery)
 	defer check.Stop()
 	st, changed := g.src.Changed()
 	for {
@@ -356,35 +355,45 @@ func (g *Guard) session(ctx context.Context) (connected bool, err error) {
 			return true, ctx.Err()
 		case <-changed:
 			st, changed = g.src.Changed()
-		case _, ok := <-c.IncomingEvents:
-			// No events are subscribed; goobs closes the channel when the
-			// connection ends.
+		case ev, ok := <-c.IncomingEvents:
+			// goobs closes the channel when the connection ends.
 			if !ok {
 				return true, errors.New("connection closed")
+			}
+			if rs, isRecord := ev.(*events.RecordStateChanged); isRecord && g.noteRecording(rs.OutputActive) {
+				problem = ""
 			}
 		case <-check.C:
 			rs, err := c.Record.GetRecordStatus()
 			if err != nil {
 				return true, fmt.Errorf("record status: %w", err)
 			}
-			switch {
-			case !rs.OutputActive:
-				g.stopping = false
-			case g.stopping:
-				// Still finishing the file; enforce asks again, in case
-				// OBS did not take the first stop.
-			case !g.recording:
-				g.log.Info("OBS started recording")
-			}
-			g.recording = rs.OutputActive
-			if g.recording {
-				// Whoever started it, nothing more is owed, and a later
-				// stop by hand must stand.
-				g.wantStart = false
+			if g.noteRecording(rs.OutputActive) {
 				problem = ""
 			}
 		}
 	}
+}
+
+// noteRecording takes in what OBS reports about its recording, from an
+// event or an answer, and reports whether OBS records now.
+func (g *Guard) noteRecording(active bool) bool {
+	switch {
+	case !active:
+		g.stopping = false
+	case g.stopping:
+		// Still finishing the file; enforce asks again, in case OBS did
+		// not take the first stop.
+	case !g.recording:
+		g.log.Info("OBS started recording")
+	}
+	g.recording = active
+	if active {
+		// Whoever started it, nothing more is owed, and a later stop by
+		// hand must stand.
+		g.wantStart = false
+	}
+	return active
 }
 
 func (g *Guard) dial(ctx context.Context) (*goobs.Client, error) {
@@ -399,10 +408,13 @@ func (g *Guard) dial(ctx context.Context) (*goobs.Client, error) {
 		goobs.WithScheme(g.scheme),
 		goobs.WithPassword(g.cfg.Password),
 		goobs.WithDialer(dialer),
-		// goobs multiplies this by a millisecond itself.
-		goobs.WithResponseTimeout(requestTimeout/time.Millisecond),
-		// No events: see checkEvery.
-		goobs.WithEventSubscriptions(subscriptions.None),
+		goobs.WithResponseTimeoutDuration(requestTimeout),
+		// A half-open connection must fail a write rather than hang the
+		// guard, so the page shows the problem.
+		goobs.WithWriteTimeoutDuration(requestTimeout),
+		// Outputs carries RecordStateChanged, the only event the guard
+		// needs; the others would only fill the buffer.
+		goobs.WithEventSubscriptions(subscriptions.Outputs),
 		goobs.WithLogger(debugLogger{g.log}),
 	)
 }
