@@ -1,14 +1,48 @@
+//go:build unix
+
 package kiosk
 
-import "testing"
+import (
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+)
 
-func TestRaiseFileLimitNeverLowers(t *testing.T) {
-	before, err := RaiseFileLimit(0)
-	if err != nil {
+const fileLimitChildEnv = "KIOSK_FILE_LIMIT_CHILD"
+
+// TestRaiseFileLimit lowers the soft limit on open files in a child
+// process (so this process's limit is left alone), then checks that
+// RaiseFileLimit raises it to what is asked, never lowers it, and stops at
+// the hard limit.
+func TestRaiseFileLimit(t *testing.T) {
+	if os.Getenv(fileLimitChildEnv) == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRaiseFileLimit$", "-test.count=1")
+		cmd.Env = append(os.Environ(), fileLimitChildEnv+"=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	got, err := RaiseFileLimit(before + 64)
-	if got < before {
-		t.Errorf("RaiseFileLimit(%d) = %d, %v; lowered from %d", before+64, got, err, before)
+	const low = 64
+	if lim.Max < 4*low {
+		t.Skipf("hard limit %d is too low to test with", lim.Max)
+	}
+	lim.Cur = low
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := RaiseFileLimit(2 * low); got != 2*low || err != nil {
+		t.Errorf("RaiseFileLimit(%d) from %d = %d, %v; want %d", 2*low, low, got, err, 2*low)
+	}
+	if got, err := RaiseFileLimit(low); got != 2*low || err != nil {
+		t.Errorf("RaiseFileLimit(%d) from %d = %d, %v; want %d kept", low, 2*low, got, err, 2*low)
+	}
+	if got, _ := RaiseFileLimit(lim.Max + 1); got != lim.Max {
+		t.Errorf("RaiseFileLimit(hard %d + 1) = %d; want the hard limit", lim.Max, got)
 	}
 }

@@ -3,6 +3,8 @@ package kiosk
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -15,14 +17,34 @@ import (
 // leaves, duplicate resends, reconnects and lost acks from many phones,
 // and after every step checks the kiosk against a model: the tally is each
 // phone's latest choice, and resending after a lost ack changes nothing.
+// seedEnv names the variable that replays a randomised test: each such
+// test logs the seed it used, and KIOSK_SEED=N go test -run TestX replays
+// exactly that run.
+const seedEnv = "KIOSK_SEED"
+
+// testSeed returns the seed from KIOSK_SEED, or a new one, and logs it so
+// a failure can be replayed.
+func testSeed(t testing.TB) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(seedEnv); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", seedEnv, v, err)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (replay with %s=%d)", seed, seedEnv, seed)
+	return seed
+}
+
 func TestLastOneWins(t *testing.T) {
 	const (
 		phones = 8
 		steps  = 300
 	)
-	seed := uint64(time.Now().UnixNano())
+	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 11))
-	t.Logf("seed %d", seed)
 
 	k := newTestKiosk(t)
 	k.srv.limits.msgRate = 1000 // the test sends faster than a person
