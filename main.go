@@ -366,8 +366,8 @@ func lanAddress() string {
 }
 
 // logRequests logs each request's method, path and status at debug level.
-// It never logs the client's address, user agent or query string (the
-// lecturer URL carries the token).
+// It never logs the client's address, user agent or query string (a
+// sign-in link carries a secret).
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	if !log.Enabled(context.Background(), slog.LevelDebug) {
 		return next

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -62,9 +63,17 @@ type lecturerAuth struct {
 	log       *slog.Logger
 
 	mu       sync.Mutex
-	links    map[[sha256.Size]byte]time.Time // unused login links → expiry
+	links    map[[sha256.Size]byte]loginLink // unused login links
+	linkSeq  uint64                          // orders links, oldest first
 	sessions map[[sha256.Size]byte]time.Time // session cookies → expiry
 	changed  chan struct{}                   // closed when sessions change
+}
+
+// loginLink is an unused login link: when it expires, and its place in
+// the order links were made.
+type loginLink struct {
+	expires time.Time
+	seq     uint64
 }
 
 // newLecturerAuth loads the stored sessions. If they cannot be read, no
@@ -75,7 +84,7 @@ func newLecturerAuth(token string, store *tally.Store, now func() time.Time, log
 		store:     store,
 		now:       now,
 		log:       log,
-		links:     map[[sha256.Size]byte]time.Time{},
+		links:     map[[sha256.Size]byte]loginLink{},
 		sessions:  map[[sha256.Size]byte]time.Time{},
 		changed:   make(chan struct{}),
 	}
@@ -142,22 +151,23 @@ func (a *lecturerAuth) newLink() (string, time.Time) {
 	exp := now.Add(loginLinkLife)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for h, e := range a.links {
-		if !now.Before(e) {
+	for h, l := range a.links {
+		if !now.Before(l.expires) {
 			delete(a.links, h)
 		}
 	}
 	for len(a.links) >= maxLoginLinks {
 		var oldest [sha256.Size]byte
-		first := true
-		for h, e := range a.links {
-			if first || e.Before(a.links[oldest]) {
-				oldest, first = h, false
+		seq := a.linkSeq
+		for h, l := range a.links {
+			if l.seq < seq {
+				oldest, seq = h, l.seq
 			}
 		}
 		delete(a.links, oldest)
 	}
-	a.links[sha256.Sum256([]byte(secret))] = exp
+	a.linkSeq++
+	a.links[sha256.Sum256([]byte(secret))] = loginLink{expires: exp, seq: a.linkSeq}
 	return secret, exp
 }
 
@@ -168,7 +178,7 @@ func (a *lecturerAuth) login(ctx context.Context, secret string) (string, time.T
 	h := sha256.Sum256([]byte(secret))
 	now := a.now()
 	a.mu.Lock()
-	exp, ok := a.links[h]
+	link, ok := a.links[h]
 	delete(a.links, h)
 	for s, e := range a.sessions {
 		if !now.Before(e) {
@@ -177,7 +187,7 @@ func (a *lecturerAuth) login(ctx context.Context, secret string) (string, time.T
 	}
 	full := len(a.sessions) >= maxLecturerSessions
 	a.mu.Unlock()
-	if !ok || !now.Before(exp) {
+	if !ok || !now.Before(link.expires) {
 		return "", time.Time{}, errLinkUsed
 	}
 	if full {
@@ -285,18 +295,27 @@ func (s *Server) handleLoginLink(w http.ResponseWriter, r *http.Request) {
 // of its own and goes on to the projector page, so the link leaves the
 // address bar before the page is projected.
 func (s *Server) handleLecturerLogin(w http.ResponseWriter, r *http.Request) {
-	cookie, exp, err := s.auth.login(r.Context(), r.URL.Query().Get("login"))
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if r.Method == http.MethodHead {
+		// A link preview looking before the lecturer does must not spend it.
+		return
+	}
+	cookie, exp, err := s.auth.login(r.Context(), r.URL.Query().Get("login"))
 	if err != nil {
 		e := classify(err)
 		if e.status == http.StatusInternalServerError {
 			s.log.Error("lecturer sign-in failed", "err", err)
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		why := "This sign-in link does not work: each link works once, for 10 minutes. Press Enter in the kiosk's terminal for a new one."
+		switch {
+		case errors.Is(err, errTooManyLogins):
+			why = "Too many devices are signed in. Sign out every other device from one of them, then use a new link."
+		case e.status >= 500:
+			why = "The kiosk could not save the sign-in. Press Enter in the kiosk's terminal for a new link and try again in a moment."
+		}
 		w.WriteHeader(e.status)
-		fmt.Fprint(w, `<!doctype html><html lang="en"><meta charset="utf-8"><title>Consent kiosk</title>`+
-			`<p>This sign-in link does not work: each link works once, for 10 minutes.</p>`+
-			`<p>Press Enter in the kiosk's terminal for a new one.</p></html>`)
+		fmt.Fprintf(w, `<!doctype html><html lang="en"><meta charset="utf-8"><title>Consent kiosk</title><p>%s</p></html>`, why)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -311,7 +330,6 @@ func (s *Server) handleLecturerLogin(w http.ResponseWriter, r *http.Request) {
 	// A page, not a redirect: a browser that came here from another
 	// application treats a redirect as cross-site and would withhold the
 	// SameSite=Strict cookie from the next request.
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	fmt.Fprint(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/"><title>Consent kiosk</title><p><a href="/">Open the projector page</a></p></html>`)
 }
 

@@ -217,7 +217,7 @@ func (s *Server) lecturer(h http.HandlerFunc) http.Handler {
 
 // securityHeaders sets the headers every answer carries: the pages load
 // nothing from anywhere but the kiosk, cannot be framed, and leak no
-// referrer (the lecturer URL carries the token).
+// referrer (a sign-in link carries a secret).
 func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

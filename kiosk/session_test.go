@@ -88,6 +88,10 @@ func (k *testKiosk) wantSignedIn(step string, c *http.Cookie, want bool) {
 func TestLoginLinkWorksOnce(t *testing.T) {
 	k := newTestKiosk(t)
 	link := k.loginLink()
+	// A link preview that only looks does not spend the link.
+	if resp, err := http.Head(link); err != nil || resp.StatusCode != http.StatusOK || len(resp.Cookies()) != 0 {
+		t.Fatalf("HEAD of the login link = %v, %v; want 200 and no cookie", resp, err)
+	}
 	if status, c := k.open(link); status != http.StatusOK || c == nil {
 		t.Fatalf("first use of the login link = %d, cookie %v; want 200 and a cookie", status, c)
 	}
@@ -311,4 +315,27 @@ func fileHoldsString(t *testing.T, path, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestSessionAndLinkBounds: a script with the token cannot grow the
+// kiosk's memory with links or sessions; the bounds are reported, and
+// signing the others out makes room again.
+func TestSessionAndLinkBounds(t *testing.T) {
+	k := newTestKiosk(t)
+	first := k.loginLink()
+	for range maxLoginLinks {
+		k.loginLink()
+	}
+	if status, _ := k.open(first); status != http.StatusUnauthorized {
+		t.Errorf("the oldest of %d links = %d; want 401 (retired)", maxLoginLinks+1, status)
+	}
+	var mine *http.Cookie
+	for range maxLecturerSessions {
+		mine = k.signIn()
+	}
+	if status, c := k.open(k.loginLink()); status != http.StatusBadRequest || c != nil {
+		t.Errorf("sign-in number %d = %d, cookie %v; want 400 and no cookie", maxLecturerSessions+1, status, c)
+	}
+	k.asBrowser("POST", "/api/logout/others", mine, "")
+	k.signIn()
 }
