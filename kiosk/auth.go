@@ -158,7 +158,7 @@ func (a *lecturerAuth) newLink() (string, time.Time) {
 	}
 	for len(a.links) >= maxLoginLinks {
 		var oldest [sha256.Size]byte
-		seq := a.linkSeq
+		seq := ^uint64(0)
 		for h, l := range a.links {
 			if l.seq < seq {
 				oldest, seq = h, l.seq
