@@ -48,6 +48,7 @@ type options struct {
 	maxPhones  int
 	retention  time.Duration
 	verbose    bool
+	lecturerQR bool
 	tlsCert    string
 	tlsKey     string
 	hooks      kiosk.Hooks
@@ -103,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.StringVar(&o.obs.URL, "obs", "", "guard OBS Studio through obs-websocket at `URL` (e.g. ws://127.0.0.1:4455)")
 	fs.StringVar(&o.obs.Password, "obs-password", "", "obs-websocket `PASSWORD` (default: $KIOSK_OBS_PASSWORD)")
 	fs.BoolVar(&o.obs.Autostart, "obs-autostart", false, "start OBS's recording when the kiosk unlocks (it is always stopped when the kiosk locks)")
+	fs.BoolVar(&o.lecturerQR, "lecturer-qr", false, "also print a QR code of each lecturer sign-in link (anyone who sees the terminal, e.g. on a mirrored projector, can scan it)")
 	fs.BoolVar(&o.verbose, "v", false, "log every request (method, path, status; never addresses)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate `FILE` (PEM; needs -tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key `FILE` for -tls-cert (PEM)")
@@ -242,6 +244,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	}
 
 	printBanner(stdout, o, srv)
+	ignoreBackgroundRead()
+	go printLoginLinks(watchCtx, os.Stdin, stdout, o.lecturerQR, srv.LoginLink)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
@@ -279,19 +283,16 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 }
 
 func printBanner(w io.Writer, o options, srv *kiosk.Server) {
-	lecturerURL := o.publicURL + "/lecturer?token=" + o.adminToken
 	joinURL, _ := srv.JoinURL()
-	fmt.Fprintf(w, "Consent tally kiosk is running.\n\n")
-	fmt.Fprintf(w, "  Lecturer (projector page): %s\n", lecturerURL)
-	fmt.Fprintf(w, "  Phones join at:            %s\n", joinURL)
-	fmt.Fprintf(w, "                             (the projector page shows a fresh QR code every 30 seconds)\n")
-	fmt.Fprintf(w, "  Recorders poll:            %s/api/unlock\n", o.publicURL)
-	fmt.Fprintf(w, "  Record (print or save):    %s/record\n", o.publicURL)
-	fmt.Fprintf(w, "  Database:                  %s (records kept %s)\n\n", o.data, retentionFlag{&o.retention})
-	if qr, err := kiosk.TerminalQR(lecturerURL); err == nil {
-		fmt.Fprint(w, qr)
-		fmt.Fprintf(w, "  Scan to open the projector page on a tablet or phone. Keep the lecturer URL to yourself.\n\n")
-	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Consent tally kiosk is running.\n\n")
+	fmt.Fprintf(&b, "  Phones join at:            %s\n", joinURL)
+	fmt.Fprintf(&b, "                             (the projector page shows a fresh QR code every 30 seconds)\n")
+	fmt.Fprintf(&b, "  Recorders poll:            %s/api/unlock\n", o.publicURL)
+	fmt.Fprintf(&b, "  Record (print or save):    %s/record\n", o.publicURL)
+	fmt.Fprintf(&b, "  Database:                  %s (records kept %s)\n\n", o.data, retentionFlag{&o.retention})
+	writeLoginLink(&b, srv.LoginLink, o.lecturerQR)
+	io.WriteString(w, b.String())
 }
 
 func randomToken() string {
@@ -365,8 +366,8 @@ func lanAddress() string {
 }
 
 // logRequests logs each request's method, path and status at debug level.
-// It never logs the client's address, user agent or query string (the
-// lecturer URL carries the token).
+// It never logs the client's address, user agent or query string (a
+// sign-in link carries a secret).
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	if !log.Enabled(context.Background(), slog.LevelDebug) {
 		return next

@@ -118,7 +118,7 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("recorder URL base %q; want https://127.0.0.1:…", base)
 	}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := client.Get(base + "/lecturer?token=" + token)
+	resp, err := client.Get(loginLinkIn(t, out.String()))
 	if err != nil {
 		t.Fatalf("GET /lecturer over TLS: %v", err)
 	}

@@ -56,8 +56,9 @@ func (s *Server) waitForState(w http.ResponseWriter, r *http.Request) (tally.Sta
 	return s.waitForStateOr(w, r, nil)
 }
 
-// waitForStateOr is waitForState that also answers when other is closed.
-func (s *Server) waitForStateOr(w http.ResponseWriter, r *http.Request, other <-chan struct{}) (tally.State, error) {
+// waitForStateOr is waitForState that also answers when one of others is
+// closed.
+func (s *Server) waitForStateOr(w http.ResponseWriter, r *http.Request, others ...<-chan struct{}) (tally.State, error) {
 	q := r.URL.Query()
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {
@@ -86,7 +87,10 @@ func (s *Server) waitForStateOr(w http.ResponseWriter, r *http.Request, other <-
 	defer cancel()
 	// A long-poll ends when the kiosk stops, or Shutdown would wait for it.
 	defer context.AfterFunc(s.ctx, cancel)()
-	if other != nil {
+	for _, other := range others {
+		if other == nil {
+			continue
+		}
 		go func() {
 			select {
 			case <-other:
@@ -120,6 +124,8 @@ type stateAnswer struct {
 	Fault      bool            `json:"fault"`
 	// OBS is the OBS guard's status; absent when the kiosk guards no OBS.
 	OBS *obs.Status `json:"obs,omitempty"`
+	// LecturerDevices is how many lecturer browsers are signed in.
+	LecturerDevices int `json:"lecturer_devices"`
 }
 
 func newStateAnswer(st tally.State) stateAnswer {
@@ -148,12 +154,14 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 	if s.recorder != nil {
 		_, recorderChanged = s.recorder.Changed()
 	}
-	st, err := s.waitForStateOr(w, r, recorderChanged)
+	_, devicesChanged := s.auth.devices()
+	st, err := s.waitForStateOr(w, r, recorderChanged, devicesChanged)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
 	answer := newStateAnswer(st)
+	answer.LecturerDevices, _ = s.auth.devices()
 	if s.recorder != nil {
 		status, _ := s.recorder.Changed()
 		answer.OBS = &status
@@ -319,8 +327,14 @@ func (s *Server) handleTemplates(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"fields": tally.NoticeFields, "templates": list})
 }
 
+// handleClose closes the session and signs out every lecturer browser:
+// the next lecture starts from a new login link.
 func (s *Server) handleClose(w http.ResponseWriter, r *http.Request) {
-	s.answerChange(w, r, s.store.CloseSession(r.Context()))
+	err := s.store.CloseSession(r.Context())
+	if err == nil {
+		err = s.auth.endAll(r.Context())
+	}
+	s.answerChange(w, r, err)
 }
 
 // answerChange answers a lecturer's change: the error, or the state the
@@ -330,7 +344,9 @@ func (s *Server) answerChange(w http.ResponseWriter, r *http.Request, err error)
 		writeError(w, r, s.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, newStateAnswer(s.store.State()))
+	answer := newStateAnswer(s.store.State())
+	answer.LecturerDevices, _ = s.auth.devices()
+	writeJSON(w, http.StatusOK, answer)
 }
 
 // joinAnswer is the body of GET /api/join.
@@ -410,28 +426,4 @@ func (s *Server) handleRuntime(w http.ResponseWriter, r *http.Request) {
 		"open_files": int64(files),
 		"phones":     s.hub.connected.Load(),
 	})
-}
-
-// handleLecturerLogin turns the printed lecturer URL into a cookie and sends
-// the browser to the projector page, so the token leaves the address bar
-// before the page is projected.
-func (s *Server) handleLecturerLogin(w http.ResponseWriter, r *http.Request) {
-	if !s.auth.tokenOK(r.URL.Query().Get("token")) {
-		writeError(w, r, s.log, errUnauthorized)
-		return
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name:     lecturerCookie,
-		Value:    s.auth.cookieValue,
-		Path:     "/",
-		HttpOnly: true,
-		Secure:   r.TLS != nil,
-		SameSite: http.SameSiteStrictMode,
-	})
-	// A page, not a redirect: a browser that came here from another
-	// application treats a redirect as cross-site and would withhold the
-	// SameSite=Strict cookie from the next request.
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprint(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/"><title>Consent kiosk</title><p><a href="/">Open the projector page</a></p></html>`)
 }

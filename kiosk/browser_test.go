@@ -392,7 +392,7 @@ func TestBrowserLecture(t *testing.T) {
 	en := catalogue(t, "en")
 
 	proj := newTab(t, browser, "projector", axe, tabOptions{lang: "en-GB,en", width: 1280, height: 800})
-	proj.navigate(k.http.URL + "/lecturer?token=" + url.QueryEscape(testToken))
+	proj.navigate(k.loginLink())
 	proj.waitFor("the projector page", `location.pathname === '/' && document.getElementById('count').textContent === '0 of 3'`)
 	proj.waitFor("the join code", `/^[2-9A-Z]{3}\u2009[2-9A-Z]{3}$/.test(document.getElementById('code').textContent)`)
 	if got, want := proj.text("code-url"), k.http.URL+"/k"; got != want {
@@ -604,7 +604,7 @@ func TestScreenshots(t *testing.T) {
 		}
 	}
 	proj := newTab(t, browser, "projector", axe, tabOptions{lang: "en", width: 1280, height: 800})
-	proj.navigate(k.http.URL + "/lecturer?token=" + url.QueryEscape(testToken))
+	proj.navigate(k.loginLink())
 	proj.waitFor("the projector page", `location.pathname === '/'`)
 	proj.navigate(k.http.URL + "/?lang=en")
 	proj.waitFor("the count", `document.getElementById('count').textContent === '12 of 30' && document.getElementById('qr').naturalWidth > 0 && document.getElementById('code').textContent !== ''`)

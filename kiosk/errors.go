@@ -38,7 +38,7 @@ func classify(err error) apiError {
 	case errors.Is(err, tally.ErrInvalid), errors.Is(err, errBadMessage):
 		return apiError{http.StatusBadRequest, "invalid", err.Error()}
 	case errors.Is(err, errUnauthorized):
-		return apiError{http.StatusUnauthorized, "unauthorized", "open the lecturer URL printed when the kiosk started, or send Authorization: Bearer TOKEN"}
+		return apiError{http.StatusUnauthorized, "unauthorized", "open a sign-in link from the kiosk's terminal (Enter prints a new one), or send Authorization: Bearer TOKEN"}
 	case errors.Is(err, errForbidden):
 		return apiError{http.StatusForbidden, "forbidden", "requests that change the kiosk must come from its own pages"}
 	case errors.Is(err, tally.ErrClosed):

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -336,6 +335,11 @@ func TestLecturerEndpointsNeedToken(t *testing.T) {
 		{"GET", "/api/runtime", ""},
 		{"GET", "/qr.png", ""},
 		{"GET", "/lecturer?token=wrong", ""},
+		{"GET", "/lecturer?login=wrong", ""},
+		{"GET", "/lecturer?token=" + testToken, ""},
+		{"GET", "/api/login-link", ""},
+		{"POST", "/api/logout", ""},
+		{"POST", "/api/logout/others", ""},
 	}
 	for _, tt := range tests {
 		for _, token := range []string{"", "wrong-token", testToken + "x", testToken[:len(testToken)-1]} {
@@ -352,7 +356,7 @@ func TestLecturerEndpointsNeedToken(t *testing.T) {
 func TestLecturerCookie(t *testing.T) {
 	k := newTestKiosk(t)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Get(k.http.URL + "/lecturer?token=" + url.QueryEscape(testToken))
+	resp, err := client.Get(k.loginLink())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ type Server struct {
 	store      *tally.Store
 	recorder   RecorderGuard // nil without a guard
 	log        *slog.Logger
-	auth       lecturerAuth
+	auth       *lecturerAuth
 	join       joinTokens
 	hub        *hub
 	publicURL  string
@@ -109,7 +109,7 @@ func New(cfg Config) *Server {
 		store:     cfg.Store,
 		recorder:  cfg.Recorder,
 		log:       cfg.Logger,
-		auth:      newLecturerAuth(cfg.AdminToken),
+		auth:      newLecturerAuth(cfg.AdminToken, cfg.Store, cfg.Now, cfg.Logger),
 		join:      joinTokens{key: cfg.Store.Key("join-token"), now: cfg.Now},
 		hub:       newHub(cfg.Store, cfg.Logger),
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
@@ -169,6 +169,9 @@ func (s *Server) routes() http.Handler {
 
 	// Lecturer.
 	mux.HandleFunc("GET /lecturer", s.handleLecturerLogin)
+	mux.HandleFunc("GET /api/login-link", s.handleLoginLink)
+	mux.Handle("POST /api/logout", s.lecturer(s.handleLogout))
+	mux.Handle("POST /api/logout/others", s.lecturer(s.handleLogoutOthers))
 	mux.Handle("GET /api/state", s.lecturer(s.handleState))
 	mux.Handle("POST /api/headcount", s.lecturer(s.handleHeadcount))
 	mux.Handle("POST /api/round", s.lecturer(s.handleRound))
@@ -214,7 +217,7 @@ func (s *Server) lecturer(h http.HandlerFunc) http.Handler {
 
 // securityHeaders sets the headers every answer carries: the pages load
 // nothing from anywhere but the kiosk, cannot be framed, and leak no
-// referrer (the lecturer URL carries the token).
+// referrer (a sign-in link carries a secret).
 func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

@@ -68,6 +68,7 @@
     var q = st.notice && typeof st.notice === 'object' ? st.notice.questions : '';
     if (q) { K.fill($('questions'), 'proj.questions', { questions: q }); }
     $('questions').hidden = !(lecturerOnly && q);
+    renderDevices(st.lecturer_devices);
     prefill('headcount-input', st.headcount > 0 ? String(st.headcount) : '');
     if (!filled && st.purpose) { fillFromRound(st); }
   }
@@ -83,6 +84,27 @@
     else if (o.recording) { K.fill(el, 'proj.obs_recording'); }
     else { K.fill(el, 'proj.obs_connected'); }
   }
+
+  // Lecturer devices: how many browsers are signed in, and signing out.
+  function renderDevices(n) {
+    if (typeof n === 'number') { K.fill($('devices-count'), 'proj.devices', { n: n }); }
+  }
+  function signOut(path, done) {
+    request('POST', path, null, function (status, data) {
+      if (status === 200) { done(data); }
+      else { K.fill($('control-msg'), 'proj.not_saved', { message: (data && data.message) || ('HTTP ' + status) }); }
+    });
+  }
+  $('logout').onclick = function () {
+    // The page's long-poll then gets 401 and says how to sign in again.
+    signOut('/api/logout', function () { offline(); $('auth-problem').hidden = false; });
+  };
+  $('logout-others').onclick = function () {
+    signOut('/api/logout/others', function (data) {
+      renderDevices(data.lecturer_devices);
+      K.fill($('control-msg'), 'proj.signed_out_others');
+    });
+  };
 
   // prefill shows the kiosk's value in an empty field the lecturer is not editing.
   function prefill(id, value) {

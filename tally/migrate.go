@@ -7,7 +7,7 @@ import (
 )
 
 // schemaVersion is the PRAGMA user_version that schema.sql describes.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // migrations[v] brings a database at user_version v to v+1. A lecturer may
 // already have a database file from an earlier version of the kiosk, with
@@ -24,6 +24,8 @@ var migrations = []string{
 	ALTER TABLE rounds ADD COLUMN outcome TEXT;
 	ALTER TABLE rounds ADD COLUMN paper INTEGER NOT NULL DEFAULT 0;
 	UPDATE rounds SET notice = json_quote(notice);`,
+	// 1 → 2: lecturer browser sessions (sessions.go).
+	lecturerSessionsTable,
 }
 
 // migrate brings the database in tx to schemaVersion. A new database gets

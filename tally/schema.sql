@@ -96,3 +96,11 @@ CREATE TABLE IF NOT EXISTS slips (
 	device BLOB PRIMARY KEY,
 	choice INTEGER NOT NULL CHECK (choice IN (1, 2))
 ) WITHOUT ROWID;
+
+-- lecturer_sessions: signed-in lecturer browsers (sessions.go): the SHA-256
+-- of each one's random cookie, and when it stops working. Closing the
+-- session deletes every row.
+CREATE TABLE IF NOT EXISTS lecturer_sessions (
+	hash       BLOB PRIMARY KEY,
+	expires_at TEXT NOT NULL
+) WITHOUT ROWID;
