@@ -120,6 +120,15 @@ type stateAnswer struct {
 	Fault      bool            `json:"fault"`
 	// OBS is the OBS guard's status; absent when the kiosk guards no OBS.
 	OBS *obs.Status `json:"obs,omitempty"`
+	// Relay is the relay phones connect through; absent without one.
+	Relay *relayAnswer `json:"relay,omitempty"`
+	// Hints are codes of advice the pages explain in plain words.
+	Hints []string `json:"hints"`
+}
+
+type relayAnswer struct {
+	URL       string `json:"url"`
+	Connected bool   `json:"connected"`
 }
 
 func newStateAnswer(st tally.State) stateAnswer {
@@ -130,6 +139,17 @@ func newStateAnswer(st tally.State) stateAnswer {
 		Template: st.Round.Lang, Series: st.Round.Series, Mode: string(st.Round.Mode),
 		Closed: st.Closed, Fault: st.Fault,
 	}
+}
+
+// stateAnswer is newStateAnswer with what the server adds: hints and the
+// relay's link.
+func (s *Server) stateAnswer(st tally.State) stateAnswer {
+	a := newStateAnswer(st)
+	a.Hints = s.Hints(st)
+	if s.relayHost != "" {
+		a.Relay = &relayAnswer{URL: s.phoneURL, Connected: s.relayUp.Load()}
+	}
+	return a
 }
 
 // noticeJSON is a round's canonical notice as it goes on the wire: a JSON
@@ -153,7 +173,7 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	answer := newStateAnswer(st)
+	answer := s.stateAnswer(st)
 	if s.recorder != nil {
 		status, _ := s.recorder.Changed()
 		answer.OBS = &status
@@ -330,7 +350,7 @@ func (s *Server) answerChange(w http.ResponseWriter, r *http.Request, err error)
 		writeError(w, r, s.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, newStateAnswer(s.store.State()))
+	writeJSON(w, http.StatusOK, s.stateAnswer(s.store.State()))
 }
 
 // joinAnswer is the body of GET /api/join.
@@ -346,13 +366,13 @@ type joinAnswer struct {
 // JoinURL returns the URL phones join at now, and when it stops working.
 func (s *Server) JoinURL() (string, time.Time) {
 	token, expires := s.join.current()
-	return s.publicURL + "/j/" + token, expires
+	return s.phoneURL + "/j/" + token, expires
 }
 
 func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 	u, expires := s.JoinURL()
 	writeJSON(w, http.StatusOK, joinAnswer{URL: u, ExpiresAt: expires.Format(time.RFC3339),
-		Code: s.join.currentCode(), CodeURL: s.publicURL + "/k"})
+		Code: s.join.currentCode(), CodeURL: s.phoneURL + "/k"})
 }
 
 // handleCode takes a typed join code from the form at /k and sends the
@@ -360,11 +380,11 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 // wrong code goes back to the form, which says what was wrong.
 func (s *Server) handleCode(w http.ResponseWriter, r *http.Request) {
 	back := func(err error) {
-		http.Redirect(w, r, "/k?error="+classify(err).code, http.StatusSeeOther)
+		http.Redirect(w, r, s.prefix(r)+"/k?error="+classify(err).code, http.StatusSeeOther)
 	}
 	// The page sends no referrer, so a browser posts its form with
 	// "Origin: null"; Sec-Fetch-Site still says where it came from.
-	if r.Header.Get("Sec-Fetch-Site") != "same-origin" && !sameOrigin(r, s.publicHost) {
+	if r.Header.Get("Sec-Fetch-Site") != "same-origin" && !sameOrigin(r, s.originHost(r)) {
 		writeError(w, r, s.log, errForbidden)
 		return
 	}
@@ -383,7 +403,7 @@ func (s *Server) handleCode(w http.ResponseWriter, r *http.Request) {
 		back(err)
 		return
 	}
-	http.Redirect(w, r, "/j/"+token, http.StatusSeeOther)
+	http.Redirect(w, r, s.prefix(r)+"/j/"+token, http.StatusSeeOther)
 }
 
 func (s *Server) handleQR(w http.ResponseWriter, r *http.Request) {
