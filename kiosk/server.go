@@ -92,12 +92,12 @@ type Server struct {
 	relayHost     string
 	relayHostPort string
 	relayUp       atomic.Bool
-	maxPhones  int
-	limits     connLimits
-	sealer     *Sealer
-	newPhones  *rate.Limiter // registrations of phones new to the session
-	upgrader   websocket.Upgrader
-	codeLimit  *rate.Limiter
+	maxPhones     int
+	limits        connLimits
+	sealer        *Sealer
+	newPhones     *rate.Limiter // registrations of phones new to the session
+	upgrader      websocket.Upgrader
+	codeLimit     *rate.Limiter
 	// phoneLimits rate-limits phones on the HTTP fallback.
 	phoneLimits *phoneLimits
 	handler     http.Handler
