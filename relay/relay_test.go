@@ -254,7 +254,9 @@ func (p *phone) slip(choice string) {
 	}
 }
 
-func device(name string) string { return strings.ReplaceAll(fmt.Sprintf("%-32s", "device-"+name), " ", "x") }
+func device(name string) string {
+	return strings.ReplaceAll(fmt.Sprintf("%-32s", "device-"+name), " ", "x")
+}
 
 // TestPhonesThroughRelay plays a small lecture whose phones reach the
 // kiosk only through the relay.
