@@ -1,11 +1,17 @@
 package kiosk
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/consent-kiosk/kiosk/tally"
 )
 
 // TestDNSRebindingRefused plays a page on attacker.example whose name the
@@ -65,5 +71,46 @@ func TestDNSRebindingRefused(t *testing.T) {
 		if resp.StatusCode == http.StatusMisdirectedRequest {
 			t.Errorf("GET /api/unlock with Host %s = %d; want an answer", host, resp.StatusCode)
 		}
+	}
+}
+
+// TestNoPhonesJoinedHint: two minutes into a round without a phone, the
+// kiosk says why that may be; a phone joining ends the hint.
+func TestNoPhonesJoinedHint(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	store, err := tally.Open(context.Background(), filepath.Join(t.TempDir(), "kiosk.db"), tally.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	srv := New(Config{Store: store, AdminToken: testToken, PublicURL: "http://" + ts.Listener.Addr().String(), Now: clk.Now})
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
+	k := &testKiosk{t: t, store: store, clock: clk, srv: srv, http: ts}
+	t.Cleanup(k.stop)
+	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video for enrolled students"}`)
+	k.setHeadcount(3)
+
+	hints := func() []any {
+		h, ok := k.lecturer("GET", "/api/state", "")["hints"].([]any)
+		if !ok {
+			t.Fatalf("state has no hints array")
+		}
+		return h
+	}
+	if h := hints(); len(h) != 0 {
+		t.Errorf("at the start: hints %v; want none", h)
+	}
+	clk.Advance(noPhonesAfter - time.Second)
+	if h := hints(); len(h) != 0 {
+		t.Errorf("just before two minutes: hints %v; want none", h)
+	}
+	clk.Advance(time.Second)
+	if h := hints(); len(h) != 1 || h[0] != HintNoPhonesJoined {
+		t.Errorf("two minutes without a phone: hints %v; want [%s]", h, HintNoPhonesJoined)
+	}
+	k.newPhone("a", k.joinToken())
+	if h := hints(); len(h) != 0 {
+		t.Errorf("after a phone joined: hints %v; want none", h)
 	}
 }
