@@ -11,7 +11,7 @@
   var t = K.t;
   var $ = function (id) { return document.getElementById(id); };
 
-  var joinToken = decodeURIComponent(location.pathname.split('/')[2] || '');
+  var joinToken = decodeURIComponent(location.pathname.slice(K.prefix.length).split('/')[2] || '');
   var device = deviceSecret();
   var ws = null;
   var overHTTP = false;    // websockets do not get through: use /api/phone
