@@ -99,7 +99,13 @@ func (r *report) writeRelay(w io.Writer) error {
 		row("ack p99", "≤ 1.5 × direct", dd.AckP99, v.AckP99, d != nil && v.Failed == 0 && float64(v.AckP99) <= 1.5*float64(d.AckP99), true)
 		row("ack max", "", dd.AckMax, v.AckMax, false, false)
 		row("withdrawal ack", "", dd.WithdrawAck, v.WithdrawAck, false, false)
-		row("recorder sees locked after withdrawal", "≤ 20 ms", dd.LockAfterWithdraw, v.LockAfterWithdraw, v.LockSeen && msOf(v.LockAfterWithdraw) <= 20, true)
+		row("recorder sees locked after withdrawal sent", "", dd.LockAfterWithdraw, v.LockAfterWithdraw, false, false)
+		// The goal is on the time after the withdrawal's ack: the phone
+		// believes it has withdrawn once it sees its ack, and from then on
+		// the recorder must be stopped. Negative: seen before the ack.
+		fmt.Fprintf(tw, "recorder sees locked after withdrawal ack\t≤ 20 ms\t%s\t%s\t\t%s\n",
+			ms(dd.LockAfterWithdraw-dd.WithdrawAck), ms(v.LockAfterWithdraw-v.WithdrawAck),
+			yesNo(v.LockSeen && msOf(v.LockAfterWithdraw-v.WithdrawAck) <= 20))
 		fmt.Fprintf(tw, "kiosk peak RSS\t\t%s\t%s\t\t\n", mbString(dd.PeakRSS), mbString(v.PeakRSS))
 	} else {
 		fmt.Fprintln(tw, "room\tacked\tack p50\tack p99\tack max\tlocked after withdrawal")
