@@ -372,6 +372,9 @@ func printBanner(w io.Writer, o options, srv *kiosk.Server) {
 	fmt.Fprintf(w, "  Lecturer (projector page): %s\n", lecturerURL)
 	fmt.Fprintf(w, "  Phones join at:            %s\n", joinURL)
 	fmt.Fprintf(w, "                             (the projector page shows a fresh QR code every 30 seconds)\n")
+	if o.relayURL != "" {
+		fmt.Fprintf(w, "  Through the relay:         %s (locked as 'unreachable' whenever the relay cannot be reached)\n", o.relayURL)
+	}
 	fmt.Fprintf(w, "  Recorders poll:            %s/api/unlock\n", o.publicURL)
 	fmt.Fprintf(w, "  Record (print or save):    %s/record\n", o.publicURL)
 	fmt.Fprintf(w, "  Database:                  %s (records kept %s)\n\n", o.data, retentionFlag{&o.retention})
