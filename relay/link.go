@@ -18,12 +18,17 @@ import (
 )
 
 const (
-	// linkKeepAlive and linkWriteTimeout: the kiosk must lock within 2 s of
-	// losing the relay (phones could no longer withdraw). A link that is cut
-	// without a word is noticed at the next ping that goes unanswered: at
-	// most 0.5 s + 1 s. A closed connection is noticed at once.
-	linkKeepAlive    = 500 * time.Millisecond
-	linkWriteTimeout = time.Second
+	// The kiosk must lock within 2 s of losing the relay (phones could no
+	// longer withdraw). A closed connection is noticed at once; a link cut
+	// without a word only by a ping that goes unanswered. The kiosk pings
+	// every pingEvery and locks when an answer is lockAfter late: at most
+	// 0.25 s + 1.25 s after the link died. A late answer unlocks again; the
+	// session is dropped only when no answer comes within dropAfter, so a
+	// kiosk busy with a full hall locks for a moment rather than losing
+	// every phone.
+	pingEvery = 250 * time.Millisecond
+	lockAfter = 1250 * time.Millisecond
+	dropAfter = 10 * time.Second
 	// minBackoff and maxBackoff bound the wait between tries to reach the
 	// relay: soon enough that phones hardly notice a relay restart, rare
 	// enough that a hall of kiosks does not hammer a relay that is down.
@@ -84,7 +89,9 @@ func (l *Link) Dial(ctx context.Context) (*yamux.Session, error) {
 		}
 		return nil, err
 	}
-	sess, err := yamux.Server(newWSConn(ws), MuxConfig(linkKeepAlive, linkWriteTimeout))
+	cfg := MuxConfig(dropAfter, dropAfter)
+	cfg.EnableKeepAlive = false // watch pings instead, see pingEvery
+	sess, err := yamux.Server(newWSConn(ws), cfg)
 	if err != nil {
 		ws.Close()
 		return nil, err
@@ -122,11 +129,16 @@ func (l *Link) Run(ctx context.Context, serve func(net.Listener) error, report f
 		log.Info("relay connected", "relay", l.URL)
 		served := make(chan struct{})
 		go func() { serve(sess); close(served) }()
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		watched := make(chan struct{})
+		go func() { watch(watchCtx, sess, report, log); close(watched) }()
 		select {
 		case <-sess.CloseChan():
 		case <-ctx.Done():
 			sess.Close()
 		}
+		stopWatch()
+		<-watched
 		report(false)
 		<-served
 		if ctx.Err() != nil {
@@ -135,6 +147,51 @@ func (l *Link) Run(ctx context.Context, serve func(net.Listener) error, report f
 		log.Warn("lost the relay; the kiosk is locked until it is back", "relay", l.URL)
 		if time.Since(up) > maxBackoff {
 			backoff = minBackoff
+		}
+	}
+}
+
+// watch pings the relay every pingEvery until ctx is done, reporting the
+// link down while an answer is lockAfter late and up again when it comes.
+// A ping unanswered within dropAfter (yamux's timeout) closes the session.
+func watch(ctx context.Context, sess *yamux.Session, report func(bool), log *slog.Logger) {
+	up := true
+	for {
+		pong := make(chan error, 1)
+		go func() { _, err := sess.Ping(); pong <- err }()
+		late := time.NewTimer(lockAfter)
+		var err error
+		select {
+		case err = <-pong:
+		case <-late.C:
+			if up {
+				up = false
+				report(false)
+				log.Warn("the relay answers late; locked until it answers", "after", lockAfter)
+			}
+			select {
+			case err = <-pong:
+			case <-ctx.Done():
+				late.Stop()
+				return
+			}
+		case <-ctx.Done():
+			late.Stop()
+			return
+		}
+		late.Stop()
+		if err != nil {
+			sess.Close()
+			return
+		}
+		if !up {
+			up = true
+			report(true)
+		}
+		select {
+		case <-time.After(pingEvery):
+		case <-ctx.Done():
+			return
 		}
 	}
 }
