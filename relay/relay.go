@@ -263,14 +263,51 @@ func (rl *Relay) newRoom(sess *yamux.Session) *room {
 			// phone's user agent.
 			pr.Out.Header.Set("User-Agent", "")
 		},
-		Transport: rm.transport,
-		ErrorLog:  rl.discarded,
+		Transport:  rm.transport,
+		BufferPool: bufferPool{},
+		ModifyResponse: func(res *http.Response) error {
+			if rwc, ok := res.Body.(io.ReadWriteCloser); ok && res.StatusCode == http.StatusSwitchingProtocols {
+				res.Body = upgraded{rwc}
+			}
+			return nil
+		},
+		ErrorLog: rl.discarded,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSON(w, http.StatusBadGateway, "kiosk-unreachable", "the kiosk does not answer; try again in a moment")
 		},
 	}
 	return rm
 }
+
+// copyBuf is the buffer of each direction of a phone's websocket through
+// the relay. Phones' frames are well under 1 KiB; io.Copy's 32 KiB, twice
+// per phone, would be most of the relay's memory.
+const copyBuf = 4 << 10
+
+// upgraded is the kiosk's end of a phone's websocket through the relay.
+// httputil.ReverseProxy copies an upgraded connection with io.Copy both
+// ways, which would take a 32 KiB buffer for each; io.Copy uses these
+// methods instead (directly, or through net.TCPConn's own).
+type upgraded struct{ io.ReadWriteCloser }
+
+func (u upgraded) ReadFrom(r io.Reader) (int64, error) {
+	return io.CopyBuffer(struct{ io.Writer }{u.ReadWriteCloser}, struct{ io.Reader }{r}, make([]byte, copyBuf))
+}
+
+func (u upgraded) WriteTo(w io.Writer) (int64, error) {
+	// Both sides hidden, or CopyBuffer would hand over to the other's
+	// ReadFrom and its own buffer.
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{u.ReadWriteCloser}, make([]byte, copyBuf))
+}
+
+// bufferPool lends the proxy its buffers for ordinary responses (the
+// page's files), so that a hall loading them at once allocates few.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { return make([]byte, 32<<10) }}
+
+func (bufferPool) Get() []byte  { return buffers.Get().([]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(b) } //nolint:staticcheck // a slice header is small next to 32 KiB
 
 func (rm *room) close() {
 	rm.sess.Close()
