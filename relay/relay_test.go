@@ -562,3 +562,55 @@ func TestRoomFlood(t *testing.T) {
 		t.Errorf("%d of 20 requests refused with a burst of 5; want at least 10", limited)
 	}
 }
+
+// TestRelayedOriginMustBeTheRelay: a relayed phone request from a page on
+// another site is refused, as on the LAN.
+func TestRelayedOriginMustBeTheRelay(t *testing.T) {
+	r := startRelay(t, "127.0.0.1:0", relay.Config{})
+	k := startKiosk(t, r.url, relayToken)
+	k.waitConnected(5 * time.Second)
+	room := r.url + "/r/" + relay.RoomID(k.link.Key)
+	for _, origin := range []string{"https://attacker.example", "http://" + k.direct.Listener.Addr().String()} {
+		req, _ := http.NewRequest("POST", room+"/api/phone", strings.NewReader(`{"type":"hello","device":"`+device("o")+`"}`))
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("relayed POST /api/phone with Origin %s = %d; want 403", origin, resp.StatusCode)
+		}
+		h := http.Header{}
+		h.Set("Origin", origin)
+		if c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(room, "http")+"/ws", h); err == nil {
+			c.Close()
+			t.Errorf("relayed websocket with Origin %s was accepted", origin)
+		}
+	}
+}
+
+// TestRoomKeepsItsAddress: the room key comes from the kiosk's database,
+// so after a restart the phones' pages find the kiosk at the same address.
+func TestRoomKeepsItsAddress(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kiosk.db")
+	id := func() string {
+		store, err := tally.Open(context.Background(), path, tally.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		return relay.RoomID(store.Key("relay-room"))
+	}
+	if a, b := id(), id(); a != b {
+		t.Errorf("room id %q after a restart; want %q", b, a)
+	}
+	other, err := tally.Open(context.Background(), filepath.Join(t.TempDir(), "other.db"), tally.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if relay.RoomID(other.Key("relay-room")) == id() {
+		t.Error("two kiosks share a room id")
+	}
+}
