@@ -73,15 +73,14 @@ type Config struct {
 // Relay forwards phones' requests to the kiosks registered with it. Create
 // it with New, serve Handler, and Close it when done.
 type Relay struct {
-	cfg       Config
-	log       *slog.Logger
-	regLimit  *rate.Limiter
-	upgrader  websocket.Upgrader
-	mu        sync.Mutex
-	rooms     map[string]*room
-	closed    bool
-	handler   http.Handler
-	discarded *log.Logger
+	cfg      Config
+	log      *slog.Logger
+	regLimit *rate.Limiter
+	upgrader websocket.Upgrader
+	mu       sync.Mutex
+	rooms    map[string]*room
+	closed   bool
+	handler  http.Handler
 }
 
 // room is one registered kiosk.
@@ -107,11 +106,10 @@ func New(cfg Config) *Relay {
 		cfg.Logger = slog.Default()
 	}
 	rl := &Relay{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		regLimit:  rate.NewLimiter(registerRate, registerBurst),
-		rooms:     make(map[string]*room),
-		discarded: log.New(io.Discard, "", 0),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		regLimit: rate.NewLimiter(registerRate, registerBurst),
+		rooms:    make(map[string]*room),
 	}
 	rl.upgrader = websocket.Upgrader{
 		ReadBufferSize:   32 << 10,
@@ -271,7 +269,7 @@ func (rl *Relay) newRoom(sess *yamux.Session) *room {
 			}
 			return nil
 		},
-		ErrorLog: rl.discarded,
+		ErrorLog: ErrorLog(),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSON(w, http.StatusBadGateway, "kiosk-unreachable", "the kiosk does not answer; try again in a moment")
 		},
@@ -306,8 +304,10 @@ type bufferPool struct{}
 
 var buffers = sync.Pool{New: func() any { return make([]byte, 32<<10) }}
 
-func (bufferPool) Get() []byte  { return buffers.Get().([]byte) }
-func (bufferPool) Put(b []byte) { buffers.Put(b) } //nolint:staticcheck // a slice header is small next to 32 KiB
+func (bufferPool) Get() []byte { return buffers.Get().([]byte) }
+
+// Put boxes a slice header, a few bytes next to the 32 KiB it lends.
+func (bufferPool) Put(b []byte) { buffers.Put(b) }
 
 func (rm *room) close() {
 	rm.sess.Close()
@@ -367,4 +367,7 @@ func writeJSON(w http.ResponseWriter, status int, code, message string) {
 // from 192.0.2.1:5000"), which the relay never logs.
 func ErrorLog() *log.Logger { return log.New(io.Discard, "", 0) }
 
+// errRefused: the relay answered a registration with something other than
+// a websocket (a 403 for a room key that does not claim the room, a 503
+// when it is full).
 var errRefused = errors.New("relay refused")
