@@ -26,6 +26,7 @@ import (
 
 	"github.com/consent-kiosk/kiosk/kiosk"
 	"github.com/consent-kiosk/kiosk/obs"
+	"github.com/consent-kiosk/kiosk/relay"
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
@@ -53,6 +54,8 @@ type options struct {
 	tlsKey     string
 	hooks      kiosk.Hooks
 	obs        obs.Config
+	relayURL   string
+	relayToken string
 }
 
 // retentionFlag reads a retention as days ("180d") or a Go duration
@@ -108,11 +111,26 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.BoolVar(&o.verbose, "v", false, "log every request (method, path, status; never addresses)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate `FILE` (PEM; needs -tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key `FILE` for -tls-cert (PEM)")
+	fs.StringVar(&o.relayURL, "relay", "", "reach phones through the relay at `URL` (https://relay.example.no; see docs/RELAY.md)")
+	fs.StringVar(&o.relayToken, "relay-token", "", "the relay's `TOKEN` (default: $KIOSK_RELAY_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.relayToken == "" {
+		o.relayToken = getenv("KIOSK_RELAY_TOKEN")
+	}
+	if o.relayURL != "" {
+		u, err := relay.ParseURL(o.relayURL)
+		if err != nil {
+			return o, err
+		}
+		if o.relayToken == "" {
+			return o, fmt.Errorf("-relay needs -relay-token (or KIOSK_RELAY_TOKEN)")
+		}
+		o.relayURL = u
 	}
 	if o.publicURL != "" {
 		u, err := urlBase(o.publicURL)
@@ -144,6 +162,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 
 // run starts the kiosk and serves until ctx is done.
 func run(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	if len(args) > 0 && args[0] == "relay" {
+		return runRelay(ctx, args[1:], stdout, getenv)
+	}
 	o, err := parseFlags(args, os.Stderr, getenv)
 	if err != nil {
 		return err
@@ -215,15 +236,31 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		o.publicURL = defaultPublicURL(scheme, ln.Addr().(*net.TCPAddr), o.addr)
 	}
 
+	var link *relay.Link
+	var phoneURL string
+	if o.relayURL != "" {
+		// The room key comes from the store's key, so the room keeps its
+		// address across restarts and phones find the kiosk again.
+		link = &relay.Link{URL: o.relayURL, Token: o.relayToken, Key: store.Key("relay-room"), Logger: log}
+		phoneURL = link.RoomURL()
+		// Locked until the relay is reached: phones cannot withdraw before.
+		store.SetUnreachable(ctx, true)
+	}
+
 	srv := kiosk.New(kiosk.Config{
 		Store:      store,
 		AdminToken: o.adminToken,
 		PublicURL:  o.publicURL,
+		PhoneURL:   phoneURL,
+		Hosts:      ownNames(o.addr),
 		MaxPhones:  o.maxPhones,
 		Recorder:   recorder,
 		Logger:     log,
 	})
 	httpSrv := newHTTPServer(logRequests(log, srv.Handler()), log)
+	// Phones' requests through the relay arrive on the streams of its
+	// session and are served by the same handler (RelayHandler).
+	relaySrv := newHTTPServer(logRequests(log, srv.RelayHandler()), log)
 
 	// Shutdown waits for handlers; long-polls, event streams and websockets
 	// end when the kiosk server closes, so close it as shutdown begins.
@@ -242,6 +279,17 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	if guard != nil {
 		watchers.Go(func() { guard.Run(watchCtx) })
 	}
+	if link != nil {
+		watchers.Go(func() {
+			link.Run(watchCtx, relaySrv.Serve, func(connected bool) {
+				srv.SetRelayConnected(connected)
+				setCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				store.SetUnreachable(setCtx, !connected)
+			})
+		})
+	}
+	watchers.Go(func() { printHints(watchCtx, stdout, store, srv) })
 
 	printBanner(stdout, o, srv)
 	ignoreBackgroundRead()
@@ -258,9 +306,48 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	log.Info("stopping")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	relaySrv.Shutdown(shutdownCtx)
 	err = httpSrv.Shutdown(shutdownCtx)
 	srv.Close()
 	return err
+}
+
+// ownNames are the names the kiosk answers to besides its public URL's
+// host, loopback names and IP addresses: the listen host and this
+// machine's name, as a browser on the LAN may write them.
+func ownNames(addr string) []string {
+	names := []string{addr}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		names = append(names, h, h+".local")
+	}
+	return names
+}
+
+// printHints tells the console what the projector page advises, once per
+// round and hint.
+func printHints(ctx context.Context, w io.Writer, store *tally.Store, srv *kiosk.Server) {
+	tick := time.NewTicker(15 * time.Second)
+	defer tick.Stop()
+	said := map[string]int64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		st := store.State()
+		for _, h := range srv.Hints(st) {
+			if said[h] == st.Round.ID {
+				continue
+			}
+			said[h] = st.Round.ID
+			if h == kiosk.HintNoPhonesJoined {
+				fmt.Fprintf(w, "\nNo phone has joined in two minutes. The network may keep phones from reaching this laptop\n"+
+					"(campus Wi-Fi often isolates devices from each other; a laptop hotspot takes only a few devices).\n"+
+					"Start the kiosk with -relay URL -relay-token TOKEN, or behind a tunnel with -public-url (docs/RELAY.md).\n\n")
+			}
+		}
+	}
 }
 
 // newHTTPServer is the kiosk's http.Server: every limit a hostile client
@@ -288,6 +375,9 @@ func printBanner(w io.Writer, o options, srv *kiosk.Server) {
 	fmt.Fprintf(&b, "Consent tally kiosk is running.\n\n")
 	fmt.Fprintf(&b, "  Phones join at:            %s\n", joinURL)
 	fmt.Fprintf(&b, "                             (the projector page shows a fresh QR code every 30 seconds)\n")
+	if o.relayURL != "" {
+		fmt.Fprintf(&b, "  Through the relay:         %s (locked as 'unreachable' whenever the relay cannot be reached)\n", o.relayURL)
+	}
 	fmt.Fprintf(&b, "  Recorders poll:            %s/api/unlock\n", o.publicURL)
 	fmt.Fprintf(&b, "  Record (print or save):    %s/record\n", o.publicURL)
 	fmt.Fprintf(&b, "  Database:                  %s (records kept %s)\n\n", o.data, retentionFlag{&o.retention})

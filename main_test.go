@@ -136,10 +136,36 @@ func TestBadFlags(t *testing.T) {
 		{"-retention", "0d"},
 		{"-retention", "a while"},
 		{"stray"},
+		{"-relay", "https://relay.example.no"}, // no token
+		{"-relay", "relay.example.no", "-relay-token", "t"},
+		{"-relay", "https://relay.example.no/some/path", "-relay-token", "t"},
 	} {
 		if _, err := parseFlags(args, &bytes.Buffer{}, func(string) string { return "" }); err == nil {
 			t.Errorf("parseFlags(%q) = nil error", args)
 		}
+	}
+}
+
+func TestBadRelayFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-token", "short"},
+		{"-token", "0123456789abcdef0123", "-addr", ":8443"}, // public, no TLS
+		{"-token", "0123456789abcdef0123", "-addr", ":8443", "-tls-cert", "c.pem"},
+		{"-token", "0123456789abcdef0123", "-acme-host", "r.example.no", "-tls-cert", "c", "-tls-key", "k"},
+		{"-token", "0123456789abcdef0123", "-addr", "127.0.0.1:1", "stray"},
+	} {
+		if _, err := parseRelayFlags(args, &bytes.Buffer{}, func(string) string { return "" }); err == nil {
+			t.Errorf("parseRelayFlags(%q) = nil error", args)
+		}
+	}
+	o, err := parseRelayFlags([]string{"-addr", "127.0.0.1:8443"}, &bytes.Buffer{}, func(k string) string {
+		if k == "KIOSK_RELAY_TOKEN" {
+			return "0123456789abcdef0123"
+		}
+		return ""
+	})
+	if err != nil || o.token != "0123456789abcdef0123" {
+		t.Errorf("relay on loopback with KIOSK_RELAY_TOKEN = %+v, %v; want that token", o, err)
 	}
 }
 

@@ -126,6 +126,15 @@ type stateAnswer struct {
 	OBS *obs.Status `json:"obs,omitempty"`
 	// LecturerDevices is how many lecturer browsers are signed in.
 	LecturerDevices int `json:"lecturer_devices"`
+	// Relay is the relay phones connect through; absent without one.
+	Relay *relayAnswer `json:"relay,omitempty"`
+	// Hints are codes of advice the pages explain in plain words.
+	Hints []string `json:"hints"`
+}
+
+type relayAnswer struct {
+	URL       string `json:"url"`
+	Connected bool   `json:"connected"`
 }
 
 func newStateAnswer(st tally.State) stateAnswer {
@@ -136,6 +145,18 @@ func newStateAnswer(st tally.State) stateAnswer {
 		Template: st.Round.Lang, Series: st.Round.Series, Mode: string(st.Round.Mode),
 		Closed: st.Closed, Fault: st.Fault,
 	}
+}
+
+// stateAnswer is newStateAnswer with what the server adds: signed-in
+// lecturer devices, hints and the relay's link.
+func (s *Server) stateAnswer(st tally.State) stateAnswer {
+	a := newStateAnswer(st)
+	a.LecturerDevices, _ = s.auth.devices()
+	a.Hints = s.Hints(st)
+	if s.relayHost != "" {
+		a.Relay = &relayAnswer{URL: s.phoneURL, Connected: s.relayUp.Load()}
+	}
+	return a
 }
 
 // noticeJSON is a round's canonical notice as it goes on the wire: a JSON
@@ -160,8 +181,7 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	answer := newStateAnswer(st)
-	answer.LecturerDevices, _ = s.auth.devices()
+	answer := s.stateAnswer(st)
 	if s.recorder != nil {
 		status, _ := s.recorder.Changed()
 		answer.OBS = &status
@@ -344,9 +364,7 @@ func (s *Server) answerChange(w http.ResponseWriter, r *http.Request, err error)
 		writeError(w, r, s.log, err)
 		return
 	}
-	answer := newStateAnswer(s.store.State())
-	answer.LecturerDevices, _ = s.auth.devices()
-	writeJSON(w, http.StatusOK, answer)
+	writeJSON(w, http.StatusOK, s.stateAnswer(s.store.State()))
 }
 
 // joinAnswer is the body of GET /api/join.
@@ -362,13 +380,13 @@ type joinAnswer struct {
 // JoinURL returns the URL phones join at now, and when it stops working.
 func (s *Server) JoinURL() (string, time.Time) {
 	token, expires := s.join.current()
-	return s.publicURL + "/j/" + token, expires
+	return s.phoneURL + "/j/" + token, expires
 }
 
 func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 	u, expires := s.JoinURL()
 	writeJSON(w, http.StatusOK, joinAnswer{URL: u, ExpiresAt: expires.Format(time.RFC3339),
-		Code: s.join.currentCode(), CodeURL: s.publicURL + "/k"})
+		Code: s.join.currentCode(), CodeURL: s.phoneURL + "/k"})
 }
 
 // handleCode takes a typed join code from the form at /k and sends the
@@ -376,11 +394,11 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 // wrong code goes back to the form, which says what was wrong.
 func (s *Server) handleCode(w http.ResponseWriter, r *http.Request) {
 	back := func(err error) {
-		http.Redirect(w, r, "/k?error="+classify(err).code, http.StatusSeeOther)
+		http.Redirect(w, r, s.prefix(r)+"/k?error="+classify(err).code, http.StatusSeeOther)
 	}
 	// The page sends no referrer, so a browser posts its form with
 	// "Origin: null"; Sec-Fetch-Site still says where it came from.
-	if r.Header.Get("Sec-Fetch-Site") != "same-origin" && !sameOrigin(r, s.publicHost) {
+	if r.Header.Get("Sec-Fetch-Site") != "same-origin" && !sameOrigin(r, s.originHost(r)) {
 		writeError(w, r, s.log, errForbidden)
 		return
 	}
@@ -399,7 +417,7 @@ func (s *Server) handleCode(w http.ResponseWriter, r *http.Request) {
 		back(err)
 		return
 	}
-	http.Redirect(w, r, "/j/"+token, http.StatusSeeOther)
+	http.Redirect(w, r, s.prefix(r)+"/j/"+token, http.StatusSeeOther)
 }
 
 func (s *Server) handleQR(w http.ResponseWriter, r *http.Request) {

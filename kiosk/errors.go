@@ -18,6 +18,8 @@ var (
 	errRateLimited  = errors.New("too many messages")
 	errOnePhone     = errors.New("connection already speaks for another phone")
 	errSealRequired = errors.New("this connection seals; a frame in clear is refused")
+	errBadHost      = errors.New("not one of the kiosk's names")
+	errNotRelayed   = errors.New("not a phone path")
 )
 
 // apiError is what a client is told about a failure: an HTTP status, a
@@ -41,6 +43,10 @@ func classify(err error) apiError {
 		return apiError{http.StatusUnauthorized, "unauthorized", "open a sign-in link from the kiosk's terminal (Enter prints a new one), or send Authorization: Bearer TOKEN"}
 	case errors.Is(err, errForbidden):
 		return apiError{http.StatusForbidden, "forbidden", "requests that change the kiosk must come from its own pages"}
+	case errors.Is(err, errBadHost):
+		return apiError{http.StatusMisdirectedRequest, "wrong-host", "this kiosk does not answer to that name; use the address shown in the room"}
+	case errors.Is(err, errNotRelayed):
+		return apiError{http.StatusNotFound, "not-found", "only the phone pages are reachable through the relay"}
 	case errors.Is(err, tally.ErrClosed):
 		return apiError{http.StatusConflict, "closed", "the session is closed; the lecturer can start a new round"}
 	case errors.Is(err, tally.ErrSeriesMismatch):

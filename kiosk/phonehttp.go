@@ -84,7 +84,7 @@ func (p *phoneLimits) allow(secret string, now time.Time) bool {
 // messages the websocket would have sent, under the same checks and limits.
 // A hello with "seen" waits, like /api/unlock, until the tally changes.
 func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r, s.publicHost) {
+	if !sameOrigin(r, s.originHost(r)) {
 		s.writePhone(w, classify(errForbidden).status, errorFrame(errForbidden))
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -49,6 +50,13 @@ type Config struct {
 	// PublicURL is the base URL phones reach the kiosk at; it goes into the
 	// QR code. No trailing slash.
 	PublicURL string
+	// PhoneURL is the base URL phones join at, when that is not PublicURL:
+	// the room's address on a relay (RELAY.md). Requests served by
+	// RelayHandler must name its host.
+	PhoneURL string
+	// Hosts are more names the kiosk answers to besides PublicURL's host,
+	// loopback names and IP addresses: its listen address and host names.
+	Hosts []string
 	// MaxPhones caps concurrent phone connections; 0 means DefaultMaxPhones.
 	MaxPhones int
 	// Recorder, when set, is a guard keeping recording software in line;
@@ -75,12 +83,21 @@ type Server struct {
 	hub        *hub
 	publicURL  string
 	publicHost string
-	maxPhones  int
-	limits     connLimits
-	sealer     *Sealer
-	newPhones  *rate.Limiter // registrations of phones new to the session
-	upgrader   websocket.Upgrader
-	codeLimit  *rate.Limiter
+	hosts      hostNames
+	// phoneURL is where phones join; with a relay, relayHost is its
+	// hostname, relayHostPort its host as phones write it, phonePath the
+	// room's path on it, and relayUp whether the link is up.
+	phoneURL      string
+	phonePath     string
+	relayHost     string
+	relayHostPort string
+	relayUp       atomic.Bool
+	maxPhones     int
+	limits        connLimits
+	sealer        *Sealer
+	newPhones     *rate.Limiter // registrations of phones new to the session
+	upgrader      websocket.Upgrader
+	codeLimit     *rate.Limiter
 	// phoneLimits rate-limits phones on the HTTP fallback.
 	phoneLimits *phoneLimits
 	handler     http.Handler
@@ -126,6 +143,14 @@ func New(cfg Config) *Server {
 	if u, err := url.Parse(s.publicURL); err == nil {
 		s.publicHost = u.Host
 	}
+	s.phoneURL = s.publicURL
+	if cfg.PhoneURL != "" {
+		s.phoneURL = strings.TrimRight(cfg.PhoneURL, "/")
+		if u, err := url.Parse(s.phoneURL); err == nil {
+			s.relayHost, s.relayHostPort, s.phonePath = hostname(u.Host), u.Host, u.Path
+		}
+	}
+	s.hosts = newHostNames(append([]string{s.publicURL}, cfg.Hosts...)...)
 	s.upgrader = websocket.Upgrader{
 		// Phone messages are tiny; small buffers keep a full hall's memory
 		// low, and a shared pool means idle phones hold no write buffer.
@@ -133,7 +158,7 @@ func New(cfg Config) *Server {
 		WriteBufferSize:  1024,
 		WriteBufferPool:  &sync.Pool{},
 		HandshakeTimeout: 10 * time.Second,
-		CheckOrigin:      func(r *http.Request) bool { return sameOrigin(r, s.publicHost) },
+		CheckOrigin:      func(r *http.Request) bool { return sameOrigin(r, s.originHost(r)) },
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			writeJSON(w, status, map[string]string{"error": "websocket", "message": reason.Error()})
 		},
@@ -195,7 +220,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ws", s.handleWS)
 	mux.HandleFunc("POST /api/phone", s.handlePhone)
 
-	return s.securityHeaders(mux)
+	return s.checkHost(s.securityHeaders(mux))
 }
 
 // lecturer wraps a handler that needs the lecturer token. Requests that
@@ -206,7 +231,7 @@ func (s *Server) lecturer(h http.HandlerFunc) http.Handler {
 			writeError(w, r, s.log, errUnauthorized)
 			return
 		}
-		if r.Method != http.MethodGet && !sameOrigin(r, s.publicHost) {
+		if r.Method != http.MethodGet && !sameOrigin(r, s.originHost(r)) {
 			writeError(w, r, s.log, errForbidden)
 			return
 		}

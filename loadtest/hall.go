@@ -193,10 +193,17 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 		return nil, err
 	}
 	ju, err := url.Parse(join.URL)
-	if err != nil || !strings.HasPrefix(ju.Path, "/j/") {
-		return nil, fmt.Errorf("join url %q: want <public-url>/j/<token>", join.URL)
+	if err != nil || !strings.Contains(ju.Path, "/j/") {
+		return nil, fmt.Errorf("join url %q: want <prefix>/j/<token>", join.URL)
 	}
 	joinToken := path.Base(ju.Path)
+	// Phones connect where the join URL says: <prefix>/ws, with the
+	// prefix's origin (the kiosk, or its room on a relay).
+	phoneBase := join.URL[:strings.LastIndex(join.URL, "/j/")]
+	origin := ju.Scheme + "://" + ju.Host
+	if err := waitRelay(ctx, c, t, cfg.SeeWait); err != nil {
+		return nil, err
+	}
 
 	rec := newRecorder()
 	recCtx, stopRec := context.WithCancel(ctx)
@@ -217,7 +224,7 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 	var frames atomic.Int64
 	phones := make([]*phone, cfg.Phones)
 	outcomes := make([]outcome, cfg.Phones)
-	wsURL := "ws" + strings.TrimPrefix(t.base, "http") + "/ws"
+	wsURL := "ws" + strings.TrimPrefix(phoneBase, "http") + "/ws"
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range cfg.Phones {
@@ -229,7 +236,7 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 				outcomes[i] = outcome{fail: "cancelled"}
 				return
 			}
-			p, err := dialPhone(ctx, wsURL, t.base, &frames)
+			p, err := dialPhone(ctx, wsURL, origin, &frames)
 			if err != nil {
 				outcomes[i] = outcome{fail: "dial", err: err}
 				return
@@ -335,6 +342,31 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 	}
 	res.Elapsed = ms(time.Since(begin))
 	return res, nil
+}
+
+// waitRelay waits, bounded, until a kiosk that runs through a relay has
+// reached it; a kiosk without one passes at once.
+func waitRelay(ctx context.Context, c *http.Client, t target, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		var st struct {
+			Relay *struct {
+				Connected bool `json:"connected"`
+			} `json:"relay"`
+		}
+		if _, err := call(ctx, c, t, "GET", "/api/state", nil, &st); err != nil {
+			return nil // the floor has no state: it has no relay either
+		}
+		if st.Relay == nil || st.Relay.Connected {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not reach its relay within %v", t.name, wait)
+		}
+		if !sleepUntil(ctx, time.Now().Add(50*time.Millisecond)) {
+			return ctx.Err()
+		}
+	}
 }
 
 // backToStart says whether g ended at or below where it started. A figure

@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	keep := fs.Bool("keep", false, "keep the temporary directory (databases, server logs)")
 	floorOnly := fs.Bool("floor-only", false, "measure the floor only; do not build or start the kiosk")
+	viaRelay := fs.Bool("relay", false, "also play the hall through a relay on loopback, in the same run")
+	rooms := fs.Int("rooms", 1, "with -relay: this many kiosks on the one relay, each with -n phones, played at once instead of the floor and the direct hall")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,13 +63,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *ramp < 0 {
 		return errors.New("-ramp must not be negative")
 	}
+	if *rooms < 1 || *rooms > 100 || (*rooms > 1 && !*viaRelay) {
+		return errors.New("-rooms: 1 to 100, and more than 1 only with -relay")
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
 	// Each phone is a socket in the harness and one in the server; the
 	// server inherits this limit.
-	limit, err := raiseFileLimit(uint64(*n)*2 + fileMargin)
+	limit, err := raiseFileLimit(uint64(*n)*uint64(*rooms)*2 + fileMargin*uint64(*rooms))
 	if err != nil {
 		return err
 	}
@@ -117,16 +122,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "loadtest: %d phones against the floor\n", *n)
-	rep.Floor, err = measure(ctx, "floor", dir, cfg, self, "floor")
-	if err != nil {
-		rep.FloorError = err.Error()
+	if *rooms == 1 {
+		fmt.Fprintf(stderr, "loadtest: %d phones against the floor\n", *n)
+		rep.Floor, err = measure(ctx, "floor", dir, cfg, self, "floor")
+		if err != nil {
+			rep.FloorError = err.Error()
+		}
 	}
-	if kioskBin != "" {
+	if kioskBin != "" && *rooms == 1 {
 		fmt.Fprintf(stderr, "loadtest: %d phones against the kiosk\n", *n)
 		rep.Kiosk, err = measure(ctx, "kiosk", dir, cfg, kioskBin)
 		if err != nil {
 			rep.KioskError = err.Error()
+		}
+	}
+
+	if kioskBin != "" && *viaRelay {
+		fmt.Fprintf(stderr, "loadtest: %d room(s) of %d phones through a relay\n", *rooms, *n)
+		rep.Relayed, err = measureRelayed(ctx, dir, cfg, kioskBin, *rooms)
+		if err != nil && rep.Relayed == nil {
+			rep.Relayed = &relayed{Error: err.Error()}
 		}
 	}
 
@@ -138,7 +153,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if rep.FloorError != "" || (rep.KioskError != "" && !*floorOnly) {
+	if (rep.FloorError != "" && *rooms == 1) || (rep.KioskError != "" && !*floorOnly) || (rep.Relayed != nil && rep.Relayed.Error != "") {
 		return errors.New("not every hall could be played")
 	}
 	return nil

@@ -12,14 +12,16 @@ import (
 
 // report is everything one run of the harness measured.
 type report struct {
-	Phones     int     `json:"phones"`
-	Ramp       ms      `json:"ramp_ms"`
-	Machine    machine `json:"machine"`
-	Targets    targets `json:"targets"`
-	Floor      *result `json:"floor,omitempty"`
-	Kiosk      *result `json:"kiosk,omitempty"`
-	FloorError string  `json:"floor_error,omitempty"`
-	KioskError string  `json:"kiosk_error,omitempty"`
+	Phones  int     `json:"phones"`
+	Ramp    ms      `json:"ramp_ms"`
+	Machine machine `json:"machine"`
+	Targets targets `json:"targets"`
+	Floor   *result `json:"floor,omitempty"`
+	Kiosk   *result `json:"kiosk,omitempty"`
+	// Relayed is the hall played through a relay (-relay).
+	Relayed    *relayed `json:"relayed,omitempty"`
+	FloorError string   `json:"floor_error,omitempty"`
+	KioskError string   `json:"kiosk_error,omitempty"`
 }
 
 // machine describes where the run happened, since on a shared machine the
@@ -160,7 +162,7 @@ func (r *report) writeTable(w io.Writer) error {
 	if r.KioskError != "" {
 		fmt.Fprintf(w, "\nkiosk not measured: %s\n", r.KioskError)
 	}
-	return nil
+	return r.writeRelay(w)
 }
 
 func (g gauge) String() string {

@@ -99,6 +99,25 @@ func startServer(ctx context.Context, name, dir, bin string, args ...string) (*s
 		"-admin-token", t.token,
 		"-public-url", t.base,
 	)
+	return startProcess(ctx, t, dir, bin, args...)
+}
+
+// startRelay starts bin as a relay on a free loopback port; t.token is
+// the relay's token.
+func startRelay(ctx context.Context, dir, bin string) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	t := target{name: "relay", base: "http://" + addr, token: randomToken()}
+	return startProcess(ctx, t, dir, bin, "relay", "-addr", addr, "-token", t.token)
+}
+
+// startProcess runs bin with args as the server t, and waits until GET
+// /healthz answers 200. Its output goes to dir/NAME.log.
+func startProcess(ctx context.Context, t target, dir, bin string, args ...string) (*server, error) {
+	name := t.name
 	logPath := filepath.Join(dir, name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {

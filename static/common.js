@@ -12,6 +12,11 @@
   var catalogues = {};
   var lang = document.documentElement.lang || 'en';
   var lang2 = '';
+  // prefix is what comes before the phone paths in this page's address:
+  // nothing on a LAN, the room's path on a relay (<prefix>/j/<token>,
+  // <prefix>/k). Phone pages reach the kiosk only below it.
+  var pm = /^(.*)\/(j\/[^\/]*|k)$/.exec(location.pathname);
+  var prefix = pm ? pm[1] : '';
 
   function translate(l, key, vars) {
     var c = catalogues[l] || {};
@@ -80,7 +85,7 @@
   function fetchCatalogue(l, done) {
     if (catalogues[l]) { done(); return; }
     var xhr = new XMLHttpRequest();
-    xhr.open('GET', '/static/i18n/' + l + '.json');
+    xhr.open('GET', prefix + '/static/i18n/' + l + '.json');
     xhr.onload = function () {
       if (xhr.status === 200) {
         try { catalogues[l] = JSON.parse(xhr.responseText); } catch (e) { /* keep the page's text */ }
@@ -159,6 +164,7 @@
   }
 
   window.Kiosk = {
+    prefix: prefix,
     t: t,
     fill: fill,
     plain: plain,

@@ -11,7 +11,7 @@
   var t = K.t;
   var $ = function (id) { return document.getElementById(id); };
 
-  var joinToken = decodeURIComponent(location.pathname.split('/')[2] || '');
+  var joinToken = decodeURIComponent(location.pathname.slice(K.prefix.length).split('/')[2] || '');
   var device = deviceSecret();
   var ws = null;
   var overHTTP = false;    // websockets do not get through: use /api/phone
@@ -148,7 +148,7 @@
     var opened = false;
     var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
     try {
-      ws = new WebSocket(proto + location.host + '/ws');
+      ws = new WebSocket(proto + location.host + K.prefix + '/ws');
     } catch (e) {
       overHTTP = true;
       setTimeout(connect, 0);
@@ -190,7 +190,7 @@
     for (var k in msg) { if (msg.hasOwnProperty(k)) { body[k] = msg[k]; } }
     body.device = device;
     var xhr = new XMLHttpRequest();
-    xhr.open('POST', '/api/phone');
+    xhr.open('POST', K.prefix + '/api/phone');
     xhr.setRequestHeader('Content-Type', 'application/json');
     xhr.timeout = 45000; // longer than the kiosk's 25 s long-poll
     xhr.onload = function () {
@@ -281,7 +281,7 @@
   function withLabels(lang, done) {
     if (labels[lang]) { done(); return; }
     var xhr = new XMLHttpRequest();
-    xhr.open('GET', '/static/templates/' + encodeURIComponent(lang) + '.json');
+    xhr.open('GET', K.prefix + '/static/templates/' + encodeURIComponent(lang) + '.json');
     xhr.onload = function () {
       try { labels[lang] = JSON.parse(xhr.responseText).labels; } catch (e) { labels[lang] = {}; }
       done();

@@ -20,7 +20,8 @@
     'overcount': 'proj.reason.overcount',
     'closed': 'proj.reason.closed',
     'fault': 'proj.reason.fault',
-    'offline': 'proj.reason.offline'
+    'offline': 'proj.reason.offline',
+    'unreachable': 'proj.reason.unreachable'
   };
 
   var fields = [];      // the notice fields, in the order they are shown
@@ -63,6 +64,7 @@
     }
     if (st.purpose) { K.fill($('purpose'), 'proj.purpose', { purpose: st.purpose }); } else { K.fill($('purpose'), 'proj.no_purpose'); }
     renderOBS(st.obs);
+    renderHints(st.hints);
     $('lecturer-only').hidden = !lecturerOnly;
     K.fill($('scan-heading'), lecturerOnly ? 'proj.scan_lecturer_only' : 'proj.scan');
     var q = st.notice && typeof st.notice === 'object' ? st.notice.questions : '';
@@ -105,6 +107,16 @@
       K.fill($('control-msg'), 'proj.signed_out_others');
     });
   };
+
+  // renderHints explains the kiosk's advice (hints in /api/state) in plain
+  // words; only codes with a catalogue entry are shown.
+  var hintKeys = { 'no-phones-joined': 'proj.hint.no-phones-joined' };
+  function renderHints(hints) {
+    var el = $('hints');
+    var key = hints && hints.length ? hintKeys[hints[0]] : '';
+    el.hidden = !key;
+    if (key) { K.fill(el, key); }
+  }
 
   // prefill shows the kiosk's value in an empty field the lecturer is not editing.
   function prefill(id, value) {

@@ -14,6 +14,9 @@ const (
 	// ReasonFault means the kiosk could not make a slip durable, so it cannot
 	// vouch for the tally (R10).
 	ReasonFault Reason = "fault"
+	// ReasonUnreachable means phones reach the kiosk through a relay and the
+	// kiosk has lost it: nobody could withdraw (R2, R10).
+	ReasonUnreachable Reason = "unreachable"
 )
 
 // Counts is everything the unlock rule looks at. Consents, Refusals and the
@@ -31,6 +34,8 @@ type Counts struct {
 	LecturerOnly bool
 	Closed       bool
 	Fault        bool
+	// Unreachable: the kiosk runs through a relay and has lost it.
+	Unreachable bool
 }
 
 // Received is the number of slips in, phone and paper, whatever they say.
@@ -51,7 +56,9 @@ type Verdict struct {
 // the room cannot tell an early refusal from a slip not yet handed in.
 //
 // A lecturer-only round unlocks without slips, since nobody in the room is
-// recorded; a fault or a closed session still locks it.
+// recorded; a fault or a closed session still locks it. Losing the relay
+// locks every other round: a phone that cannot reach the kiosk cannot
+// withdraw.
 func Decide(c Counts) Verdict {
 	switch {
 	case c.Fault:
@@ -60,6 +67,8 @@ func Decide(c Counts) Verdict {
 		return Verdict{Reason: ReasonClosed}
 	case c.LecturerOnly:
 		return Verdict{Unlocked: true}
+	case c.Unreachable:
+		return Verdict{Reason: ReasonUnreachable}
 	case c.Headcount < 1:
 		return Verdict{Reason: ReasonNoHeadcount}
 	case c.Received() < c.Headcount:

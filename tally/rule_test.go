@@ -46,6 +46,12 @@ func TestDecide(t *testing.T) {
 		{"lecturer-only ignores an overcount", Counts{LecturerOnly: true, Headcount: 1, Consents: 2}, unlocked},
 		{"lecturer-only, closed", Counts{LecturerOnly: true, Closed: true}, locked(ReasonClosed)},
 		{"lecturer-only, fault", Counts{LecturerOnly: true, Fault: true}, locked(ReasonFault)},
+
+		// Through a relay that is lost, phones cannot withdraw.
+		{"relay lost, all consent", Counts{Headcount: 3, Consents: 3, Unreachable: true}, locked(ReasonUnreachable)},
+		{"relay lost outranks no headcount", Counts{Unreachable: true}, locked(ReasonUnreachable)},
+		{"relay lost, closed", Counts{Closed: true, Unreachable: true}, locked(ReasonClosed)},
+		{"relay lost, lecturer-only needs no phone", Counts{LecturerOnly: true, Unreachable: true}, unlocked},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -163,6 +164,10 @@ type Store struct {
 	// mem and held are owned by the writer goroutine.
 	mem  memState
 	held map[DeviceID]*request // phone changes not yet durable because of a fault
+
+	// unreachable: phones have lost their way to the kiosk (SetUnreachable).
+	// Every state the writer computes reads it, so it needs no queue.
+	unreachable atomic.Bool
 
 	mu      sync.Mutex // guards cur, seq and changed
 	cur     State
@@ -524,6 +529,7 @@ func (s *Store) publish() { s.publishCounts(s.mem.counts(), len(s.mem.phones)) }
 // counts, and also with counts not yet committed when those lock the kiosk:
 // locking never waits on the disk, unlocking does.
 func (s *Store) publishCounts(c Counts, issued int) {
+	c.Unreachable = c.Unreachable || s.unreachable.Load()
 	next := State{
 		Round:     s.mem.round,
 		Headcount: c.Headcount,

@@ -344,6 +344,7 @@ func (s *Store) CloseSession(ctx context.Context) error {
 // once tx has committed. Doing this in the change's own transaction means
 // the record never misses an unlock that phones and recorders saw.
 func (s *Store) markInterval(ctx context.Context, tx *sql.Tx, open bool, next Counts, round int64, why string) (bool, error) {
+	next.Unreachable = next.Unreachable || s.unreachable.Load()
 	unlocked := Decide(next).Unlocked
 	now := s.now().UTC().Format(stampFormat)
 	if open && (!unlocked || round != s.mem.round.ID) {
