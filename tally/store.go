@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -122,6 +123,9 @@ type Options struct {
 	// PurgeEvery is how often the store purges what is older than the
 	// retention, besides at Open. Zero means once a day.
 	PurgeEvery time.Duration
+	// Rand is where the store's keys come from. Defaults to crypto/rand;
+	// tests that compare database files byte for byte set a fixed stream.
+	Rand io.Reader
 }
 
 // DefaultRetention is about one semester: the routines keep a recording
@@ -152,6 +156,7 @@ type Store struct {
 	now        func() time.Time
 	retention  time.Duration
 	purgeEvery time.Duration
+	rand       io.Reader
 	kioskKey   []byte
 	boot       uint64
 
@@ -267,6 +272,7 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 		now:        opt.Now,
 		retention:  opt.Retention,
 		purgeEvery: opt.PurgeEvery,
+		rand:       opt.Rand,
 		reqs:       make(chan *request, maxBatch),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -275,6 +281,9 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
 	}
 	if s.retention <= 0 {
 		s.retention = DefaultRetention
@@ -305,10 +314,10 @@ func (s *Store) load(ctx context.Context) error {
 		return fmt.Errorf("schema: %w", err)
 	}
 
-	if s.kioskKey, err = metaKey(ctx, tx, "kiosk_key"); err != nil {
+	if s.kioskKey, err = s.metaKey(ctx, tx, "kiosk_key"); err != nil {
 		return err
 	}
-	if s.mem.deviceKey, err = metaKey(ctx, tx, "device_key"); err != nil {
+	if s.mem.deviceKey, err = s.metaKey(ctx, tx, "device_key"); err != nil {
 		return err
 	}
 	var boot string
@@ -425,7 +434,7 @@ func (s *Store) insertRound(ctx context.Context, tx *sql.Tx, spec RoundSpec, hea
 		Series: spec.Series, Mode: spec.Mode, OpenedAt: now}, nil
 }
 
-func metaKey(ctx context.Context, tx *sql.Tx, name string) ([]byte, error) {
+func (s *Store) metaKey(ctx context.Context, tx *sql.Tx, name string) ([]byte, error) {
 	var key []byte
 	err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, name).Scan(&key)
 	if err == nil && len(key) == 32 {
@@ -434,12 +443,20 @@ func metaKey(ctx context.Context, tx *sql.Tx, name string) ([]byte, error) {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
-	key = make([]byte, 32)
-	rand.Read(key)
+	key = s.newKey()
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`, name, key); err != nil {
 		return nil, err
 	}
 	return key, nil
+}
+
+// newKey returns 32 bytes from the store's random source.
+func (s *Store) newKey() []byte {
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(s.rand, key); err != nil {
+		panic("tally: no randomness for a key: " + err.Error())
+	}
+	return key
 }
 
 func eachRow(ctx context.Context, tx *sql.Tx, query string, fn func(*sql.Rows) error) error {

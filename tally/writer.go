@@ -3,7 +3,6 @@ package tally
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"errors"
@@ -220,8 +219,7 @@ func (s *Store) joinSeries(ctx context.Context, tx *sql.Tx, name, hash string) (
 	case !errors.Is(err, sql.ErrNoRows):
 		return nil, err
 	}
-	key = make([]byte, 32)
-	rand.Read(key)
+	key = s.newKey()
 	today := s.now().Format(dayFormat)
 	_, err = tx.ExecContext(ctx, `INSERT INTO series (name, notice_hash, key, started_on, last_on) VALUES (?, ?, ?, ?, ?)`, name, hash, key, today, today)
 	return key, err
@@ -307,8 +305,7 @@ func (s *Store) CloseSession(ctx context.Context) error {
 				return nil, err
 			}
 		}
-		key := make([]byte, 32)
-		rand.Read(key)
+		key := s.newKey()
 		for _, q := range []string{`DELETE FROM slips`, `DELETE FROM phones`} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return nil, err
