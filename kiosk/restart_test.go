@@ -1,0 +1,163 @@
+package kiosk
+
+import (
+	"context"
+	"database/sql"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/consent-kiosk/kiosk/tally"
+)
+
+// TestRestartLocksUntilPhonesReport: the kiosk keeps no phone's choice on
+// disk, so after a restart it cannot vouch for the tally until every phone
+// that held a slip has sent it again. Until then it is locked, restarted,
+// and says how many are missing; received still counts their slips.
+func TestRestartLocksUntilPhonesReport(t *testing.T) {
+	k := newTestKiosk(t)
+	k.setHeadcount(2)
+	join := k.joinToken()
+	a, b := k.newPhone("a", join), k.newPhone("b", join)
+	a.slip("consent")
+	b.slip("consent")
+	k.wantUnlock("before restart", 200, "")
+	k.stop()
+
+	k2 := startKiosk(t, k.path)
+	k2.wantUnlock("after restart", 423, "restarted")
+	st := k2.lecturer("GET", "/api/state", "")
+	if st["missing"] != float64(2) || st["received"] != float64(2) {
+		t.Errorf("state after restart: missing %v, received %v; want 2 and 2", st["missing"], st["received"])
+	}
+	k2.clock.Advance(10 * time.Minute) // the join token has long expired
+	again := k2.connectPhone("a")
+	again.hello(join)
+	// The kiosk does not know what phone a said: it says none, and the
+	// phone sends its slip again.
+	if ack := again.expect("ack"); ack["choice"] != "none" {
+		t.Errorf("hello after restart = %v; want choice none (the kiosk kept no choice)", ack)
+	}
+	again.slip("consent")
+	k2.wantUnlock("one of two reported", 423, "restarted")
+	if st := k2.lecturer("GET", "/api/state", ""); st["missing"] != float64(1) || st["received"] != float64(2) {
+		t.Errorf("one reported: missing %v, received %v; want 1 and 2", st["missing"], st["received"])
+	}
+	bAgain := k2.connectPhone("b")
+	bAgain.hello("")
+	bAgain.expect("ack")
+	bAgain.slip("consent")
+	k2.wantUnlock("both reported", 200, "")
+	if st := k2.lecturer("GET", "/api/state", ""); st["missing"] != float64(0) {
+		t.Errorf("missing after both reported = %v; want 0", st["missing"])
+	}
+}
+
+// TestRestartRelease: the lecturer lets the phones that did not come back
+// go. Their slips are removed, and the room is asked again; until then the
+// kiosk stays locked.
+func TestRestartRelease(t *testing.T) {
+	k := newTestKiosk(t)
+	k.setHeadcount(2)
+	join := k.joinToken()
+	a, b := k.newPhone("a", join), k.newPhone("b", join)
+	a.slip("consent")
+	b.slip("refuse")
+	k.stop()
+
+	k2 := startKiosk(t, k.path)
+	again := k2.connectPhone("a")
+	again.hello("")
+	again.expect("ack")
+	again.slip("consent")
+	if status, _ := k2.do("POST", "/api/restart/release", "", `{}`); status != http.StatusUnauthorized {
+		t.Errorf("release without a token = %d; want 401", status)
+	}
+	k2.wantUnlock("a stranger cannot release", 423, "restarted")
+	st := k2.lecturer("POST", "/api/restart/release", `{}`)
+	if st["missing"] != float64(0) || st["received"] != float64(1) || st["reason"] != "waiting" {
+		t.Errorf("after release: %v; want missing 0, received 1, waiting", st)
+	}
+	k2.wantUnlock("after release", 423, "waiting")
+	// Phone b was let go: it is no longer in the session and must join again.
+	gone := k2.connectPhone("b")
+	gone.hello("")
+	if m := gone.expect("error"); m["code"] != "join-required" {
+		t.Errorf("hello from a released phone = %v; want join-required", m)
+	}
+	gone.hello(k2.joinToken())
+	gone.expect("ack")
+	gone.slip("consent")
+	k2.wantUnlock("the room answered again", 200, "")
+	// Releasing with nobody missing changes nothing.
+	before := k2.lecturer("GET", "/api/state", "")
+	after := k2.lecturer("POST", "/api/restart/release", `{}`)
+	if before["version"] != after["version"] {
+		t.Errorf("release with nobody missing changed the state: %v -> %v", before, after)
+	}
+}
+
+// holdWriteLock takes SQLite's write lock on the kiosk's file from another
+// connection, as another process or a stalled disk would, until the test
+// ends or release is called.
+func holdWriteLock(t *testing.T, path string) (release func()) {
+	t.Helper()
+	other, err := sql.Open("sqlite", tally.DSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.SetMaxOpenConns(1)
+	ctx := context.Background()
+	hold, err := other.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hold.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('held', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	release = func() {
+		if !done {
+			done = true
+			hold.Rollback()
+			other.Close()
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// TestLecturerLocksWhileDiskIsBusy: a lecturer's change that locks (a
+// latecomer raises the headcount, a new round, closing) locks at once, even
+// while the file is held and its transaction waits.
+func TestLecturerLocksWhileDiskIsBusy(t *testing.T) {
+	for _, tt := range []struct {
+		name, path, body, reason string
+	}{
+		{"headcount raised", "/api/headcount", `{"headcount":2}`, "waiting"},
+		{"new round", "/api/round", `{"purpose":"Another purpose"}`, "waiting"},
+		{"session closed", "/api/close", `{}`, "closed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newTestKiosk(t)
+			k.setHeadcount(1)
+			k.newPhone("a", k.joinToken()).slip("consent")
+			k.wantUnlock("before", 200, "")
+			release := holdWriteLock(t, k.path)
+			sent := time.Now()
+			answered := make(chan int, 1)
+			go func() {
+				status, _ := k.do("POST", tt.path, testToken, tt.body)
+				answered <- status
+			}()
+			waitState(t, k, func(st tally.State) bool { return !st.Unlocked })
+			// Well under the 5 s busy_timeout: the lock did not wait for the disk.
+			if took := time.Since(sent); took > 2*time.Second {
+				t.Errorf("the change locked after %v; want at once", took)
+			}
+			k.wantUnlock("while the file is held", 423, tt.reason)
+			release()
+			<-answered
+		})
+	}
+}
