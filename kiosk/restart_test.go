@@ -2,10 +2,14 @@ package kiosk
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"database/sql"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/consent-kiosk/kiosk/tally"
 )
@@ -160,4 +164,84 @@ func TestLecturerLocksWhileDiskIsBusy(t *testing.T) {
 			<-answered
 		})
 	}
+}
+
+// sealKey reads the public key the kiosk gives a new websocket.
+func sealKey(t *testing.T, k *testKiosk) string {
+	t.Helper()
+	conn, _, err := k.dial(k.http.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var m struct{ Type, Key string }
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := conn.ReadJSON(&m); err != nil || m.Type != "seal" || m.Key == "" {
+		t.Fatalf("first message = %+v, %v; want the seal key", m, err)
+	}
+	return m.Key
+}
+
+// TestSealKeyLivesInMemoryOnly: whoever holds the database file cannot
+// open a sealed frame captured on the room's network. The seal's key is
+// drawn at each start, and no key in the file, nor any key derived from one
+// as earlier kiosks did, gives it.
+func TestSealKeyLivesInMemoryOnly(t *testing.T) {
+	k := newTestKiosk(t)
+	first := sealKey(t, k)
+	rows, err := k.store.DB().Query(`SELECT key, value FROM meta`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var value []byte
+		if err := rows.Scan(&name, &value); err != nil {
+			t.Fatal(err)
+		}
+		if len(value) != 32 {
+			continue
+		}
+		m := hmac.New(sha256.New, value)
+		m.Write([]byte("seal"))
+		for _, seed := range [][]byte{value, m.Sum(nil)} {
+			if NewSealer(seed).PublicKeyString() == first {
+				t.Errorf("the seal's key comes from %s in the database file", name)
+			}
+		}
+	}
+	if NewSealer(k.store.Key("seal")).PublicKeyString() == first {
+		t.Error("the seal's key is derived from the kiosk key in the database file")
+	}
+	k.stop()
+	k2 := startKiosk(t, k.path)
+	if sealKey(t, k2) == first {
+		t.Error("the seal's key survived a restart: it is kept somewhere")
+	}
+}
+
+// TestBrowserPhoneReportsAfterRestart: a real phone page consents, the
+// kiosk restarts, and the page, reconnecting by itself, sends its slip
+// again: the kiosk is restarted until then, and unlocks after.
+func TestBrowserPhoneReportsAfterRestart(t *testing.T) {
+	browser := startChromium(t)
+	k := newTestKiosk(t)
+	k.setHeadcount(1)
+	phone := newTab(t, browser, "phone", "", tabOptions{lang: "en", width: 360, height: 740, mobile: true})
+	phone.navigate(k.http.URL + "/j/" + k.joinToken())
+	phone.waitFor("the buttons", `!document.getElementById('choose').hidden`)
+	phone.do(chromedp.Click(chromedp.ID("consent")))
+	waitState(t, k, func(st tally.State) bool { return st.Unlocked })
+
+	addr := k.http.Listener.Addr().String()
+	k.stop()
+	k2 := restartKioskAt(t, k.path, addr)
+	if st := k2.store.State(); st.Reason != tally.ReasonRestarted || st.Missing != 1 {
+		t.Fatalf("after the restart: %+v; want restarted, 1 missing", st)
+	}
+	// The page reconnects with backoff and sends its consent again.
+	waitState(t, k2, func(st tally.State) bool { return st.Missing == 0 })
+	k2.wantUnlock("the page sent its slip again", 200, "")
+	phone.checkClean(k2.http.URL)
 }
