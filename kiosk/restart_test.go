@@ -245,3 +245,28 @@ func TestBrowserPhoneReportsAfterRestart(t *testing.T) {
 	k2.wantUnlock("the page sent its slip again", 200, "")
 	phone.checkClean(k2.http.URL)
 }
+
+// TestRecordAPIShowsHeadcountChanges: GET /api/record lists every headcount
+// the lecturer set in a round, with its time (R8).
+func TestRecordAPIShowsHeadcountChanges(t *testing.T) {
+	k := newTestKiosk(t)
+	k.setHeadcount(2)
+	k.clock.Advance(time.Minute)
+	k.setHeadcount(3)
+	rec := k.lecturer("GET", "/api/record", "")
+	rounds, _ := rec["rounds"].([]any)
+	if len(rounds) == 0 {
+		t.Fatalf("record = %v; want a round", rec)
+	}
+	last, _ := rounds[len(rounds)-1].(map[string]any)
+	changes, _ := last["headcount_changes"].([]any)
+	if len(changes) != 2 {
+		t.Fatalf("headcount_changes = %v; want 2", last["headcount_changes"])
+	}
+	for i, want := range []float64{2, 3} {
+		c, _ := changes[i].(map[string]any)
+		if c["headcount"] != want || c["at"] == "" || c["at"] == nil {
+			t.Errorf("headcount change %d = %v; want headcount %v with its time", i, c, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package tally
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -166,5 +167,51 @@ func TestFilesHoldNoChoice(t *testing.T) {
 		if err := sameFiles(t, a[i], c[i]); err != nil {
 			t.Errorf("%s: two sessions that differ in the order phones answered left different files: %v", moments[i], err)
 		}
+	}
+}
+
+// TestMigrationForgetsChoices: a database from a kiosk that kept choices
+// (schema 1) is opened. Its slips, the paper split and the kiosk key the
+// seal was derived from are gone from the tables and from the bytes of the
+// file; the phones that held a slip are missing until they send it again.
+func TestMigrationForgetsChoices(t *testing.T) {
+	ctx := context.Background()
+	s, path := openStore(t)
+	mustDo(t, s.SetHeadcount(ctx, 3))
+	castAll(t, s, 2, ChoiceConsent)
+	must[Slip](t)(s.Join(ctx, phone(5), true)) // joined, never answered
+	round := s.State().Round.ID
+	s.Close()
+
+	// Turn the file into what a schema-1 kiosk left: its tables and rows.
+	db, err := sql.Open("sqlite", DSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey := bytes.Repeat([]byte("K"), 32)
+	_, err = db.Exec(`CREATE TABLE slips (device BLOB PRIMARY KEY, choice INTEGER NOT NULL CHECK (choice IN (1, 2))) WITHOUT ROWID;
+		CREATE TABLE paper (round INTEGER PRIMARY KEY, consents INTEGER NOT NULL, refusals INTEGER NOT NULL);
+		INSERT INTO slips (device, choice) SELECT device, 2 FROM phones;
+		INSERT INTO phones (device) VALUES (x'00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff');
+		INSERT INTO paper (round, consents, refusals) VALUES (?, 0, 1);
+		INSERT OR REPLACE INTO meta (key, value) VALUES ('kiosk_key', ?);
+		PRAGMA user_version = 1;`, round, oldKey)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s = reopen(t, path)
+	st := s.State()
+	if st.Reason != ReasonRestarted || st.Missing != 2 || st.PaperMissing != 1 || st.Received != 3 {
+		t.Errorf("after migrating: %+v; want restarted, the 2 phones with slips and the 1 paper slip missing", st)
+	}
+	var n int
+	mustDo(t, s.DB().QueryRow(`SELECT count(*) FROM sqlite_master WHERE name IN ('slips', 'paper')`).Scan(&n))
+	if n != 0 {
+		t.Errorf("%d of the tables slips and paper are left; want none", n)
+	}
+	if fileHolds(t, path, string(oldKey)) {
+		t.Error("the file still holds the kiosk key that earlier seals were derived from")
 	}
 }

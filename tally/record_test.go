@@ -646,3 +646,38 @@ func TestCloseRemovesDeviceDataFromTheFile(t *testing.T) {
 		t.Error("the database file still holds the phone's hash after the session closed")
 	}
 }
+
+// TestRecordShowsHeadcountChanges: every headcount set in a round is in its
+// record with its time (R8): a lecturer who scripts the headcount could
+// learn from when the kiosk locked, so the record shows what was done.
+func TestRecordShowsHeadcountChanges(t *testing.T) {
+	ctx := context.Background()
+	clk := newTestClock()
+	s := openAt(t, filepath.Join(t.TempDir(), "kiosk.db"), clk)
+	first := must[Round](t)(s.NewRound(ctx, RoundSpec{Purpose: "Lecture video"}))
+	mustDo(t, s.SetHeadcount(ctx, 3))
+	clk.Advance(5 * time.Minute)
+	mustDo(t, s.SetHeadcount(ctx, 4))
+	mustDo(t, s.SetHeadcount(ctx, 4)) // a retry changes nothing
+	clk.Advance(5 * time.Minute)
+	second := must[Round](t)(s.NewRound(ctx, RoundSpec{Purpose: "Another purpose"}))
+	at := func(min int) time.Time { return time.Date(2026, 9, 1, 10, min, 0, 0, time.UTC) }
+	for _, tt := range []struct {
+		round int64
+		want  []HeadcountChange
+	}{
+		{first.ID, []HeadcountChange{{at(0), 3}, {at(5), 4}}},
+		{second.ID, []HeadcountChange{{at(10), 4}}}, // the headcount it opened with
+	} {
+		got := record(t, s, tt.round).Headcounts
+		if len(got) != len(tt.want) {
+			t.Errorf("round %d headcount changes = %+v; want %+v", tt.round, got, tt.want)
+			continue
+		}
+		for i := range got {
+			if !got[i].At.Equal(tt.want[i].At) || got[i].Headcount != tt.want[i].Headcount {
+				t.Errorf("round %d headcount change %d = %+v; want %+v", tt.round, i, got[i], tt.want[i])
+			}
+		}
+	}
+}
