@@ -425,6 +425,7 @@ func waitFor(t testing.TB, s *Store, timeout time.Duration, ok func(State) bool)
 	}
 }
 
+// BenchmarkCastSequential is one phone changing its mind back and forth.
 func BenchmarkCastSequential(b *testing.B) {
 	ctx := context.Background()
 	s, _ := openStore(b)
@@ -462,4 +463,16 @@ func BenchmarkCastConcurrent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkFirstSlip is a new phone's first slip: the one change whose
+// answer waits for a commit (and its fsync), against BenchmarkCastSequential,
+// a change of mind, which touches no disk.
+func BenchmarkFirstSlip(b *testing.B) {
+	ctx := context.Background()
+	s, _ := openStore(b)
+	for i := 0; b.Loop(); i++ {
+		must[Slip](b)(s.Join(ctx, phone(i), true))
+		must[Slip](b)(s.Cast(ctx, phone(i), ChoiceConsent, 0))
+	}
 }
