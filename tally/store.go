@@ -114,7 +114,7 @@ type State struct {
 	Verdict
 }
 
-// Slip is a phone's slip as committed.
+// Slip is a phone's slip as the kiosk holds it.
 type Slip struct {
 	Choice Choice
 	Round  int64
@@ -178,7 +178,7 @@ type Store struct {
 	stop     chan struct{}
 	done     chan struct{}
 
-	// mem, held and flushing are owned by the writer goroutine.
+	// mem and held are owned by the writer goroutine.
 	mem  memState
 	held map[DeviceID]*request // phone changes not yet durable because of a fault
 
@@ -271,7 +271,7 @@ func DSN(path string) string {
 	pragmas := []string{
 		// WAL lets a commit be a single append plus fsync.
 		"journal_mode(WAL)",
-		// FULL: a commit is on disk before the phone's ack is sent.
+		// FULL: a commit is on disk before the ack that waits for it is sent.
 		"synchronous(FULL)",
 		// Deleted rows are overwritten, so closing a session really removes
 		// per-device data from the file (R9).
@@ -586,9 +586,10 @@ func (s *Store) publish() {
 	s.publishCounts(s.mem.counts(), len(s.mem.phones))
 }
 
-// publishCounts makes a state visible. The writer calls it with committed
-// counts, and also with counts not yet committed when those lock the kiosk:
-// locking never waits on the disk, unlocking does.
+// publishCounts makes a state visible. The writer calls it with the counts
+// in memory, and also with counts a change will leave before its
+// transaction, when those lock the kiosk: locking never waits on the disk,
+// unlocking does.
 func (s *Store) publishCounts(c Counts, issued int) {
 	next := State{
 		Round:     s.mem.round,
