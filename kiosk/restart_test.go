@@ -270,3 +270,60 @@ func TestRecordAPIShowsHeadcountChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestWithdrawalLocksBehindAWaitingCommit: while another process holds the
+// database file, a newcomer's first slip waits for its commit. A consenting
+// phone that withdraws meanwhile must not wait behind it: its ack and the
+// lock come at once.
+func TestWithdrawalLocksBehindAWaitingCommit(t *testing.T) {
+	k := newTestKiosk(t)
+	k.setHeadcount(1)
+	join := k.joinToken()
+	a := k.newPhone("a", join)
+	a.slip("consent")
+	newcomer := k.newPhone("newcomer", join)
+	k.wantUnlock("before", 200, "")
+	release := holdWriteLock(t, k.path)
+	newcomer.send(map[string]string{"type": "slip", "choice": "consent"}) // its commit waits
+	waitState(t, k, func(st tally.State) bool { return !st.Unlocked })    // an overcount: locked before the commit
+	sent := time.Now()
+	a.slip("none")
+	if took := time.Since(sent); took > time.Second {
+		t.Errorf("the withdrawal was acknowledged after %v behind a waiting commit; want at once", took)
+	}
+	k.wantUnlock("withdrawn while a commit waits", 423, "waiting")
+	release()
+	if ack := newcomer.expect("ack"); ack["choice"] != "consent" {
+		t.Errorf("newcomer's ack after the file came back = %v; want consent", ack)
+	}
+	k.wantUnlock("the newcomer's slip is in", 200, "")
+}
+
+// TestPhonesGoOnWhileALecturerChangeWaits: while a lecturer's change waits
+// for a file another process holds, phones' changes are answered at once.
+func TestPhonesGoOnWhileALecturerChangeWaits(t *testing.T) {
+	k := newTestKiosk(t)
+	k.setHeadcount(1)
+	a := k.newPhone("a", k.joinToken())
+	a.slip("consent")
+	release := holdWriteLock(t, k.path)
+	answered := make(chan int, 1)
+	go func() {
+		status, _ := k.do("POST", "/api/headcount", testToken, `{"headcount":2}`)
+		answered <- status
+	}()
+	waitState(t, k, func(st tally.State) bool { return !st.Unlocked }) // the change is waiting
+	sent := time.Now()
+	a.slip("refuse")
+	a.slip("none")
+	if took := time.Since(sent); took > time.Second {
+		t.Errorf("two changes took %v while a lecturer's change waited; want at once", took)
+	}
+	release()
+	if status := <-answered; status != http.StatusOK {
+		t.Errorf("the headcount change after the file came back = %d; want 200", status)
+	}
+	if st := k.lecturer("GET", "/api/state", ""); st["headcount"] != float64(2) || st["received"] != float64(0) {
+		t.Errorf("state = %v; want headcount 2 and no slips", st)
+	}
+}

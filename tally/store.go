@@ -181,6 +181,12 @@ type Store struct {
 	// mem and held are owned by the writer goroutine.
 	mem  memState
 	held map[DeviceID]*request // phone changes not yet durable because of a fault
+	// backlog: changes that arrived while a transaction waited for a held
+	// file and must follow it, in order. holdLock counts pending changes
+	// whose lock is published; while it is above 0 nothing publishes an
+	// unlock.
+	backlog  []*request
+	holdLock int
 
 	mu      sync.Mutex // guards cur, seq and changed
 	cur     State
@@ -580,7 +586,7 @@ func (s *Store) Wait(ctx context.Context, seen uint64) State {
 // publish makes the writer's state visible, except an unlock that the
 // record does not have yet: that shows once flush has written it (R8).
 func (s *Store) publish() {
-	if s.unrecordedUnlock() {
+	if s.unrecordedUnlock() || (s.holdLock > 0 && Decide(s.mem.counts()).Unlocked) {
 		return
 	}
 	s.publishCounts(s.mem.counts(), len(s.mem.phones))

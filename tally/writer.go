@@ -44,6 +44,9 @@ type request struct {
 	// succeeds (ok false: it will fail or it cannot tell). A change that
 	// locks is published before the transaction, which may wait on the disk.
 	pre func() (next Counts, ok bool)
+	// holding: the op's lock was published while it waited in the backlog,
+	// and s.holdLock counts it until the op runs.
+	holding bool
 	// checkpoint: after the commit, copy the WAL into the database file and
 	// truncate it, so that deleted rows are gone from the files on disk and
 	// not only from the tables (R9).
@@ -494,6 +497,12 @@ func (s *Store) writer() {
 	purge := time.NewTicker(s.purgeEvery)
 	defer purge.Stop()
 	for {
+		if len(s.backlog) > 0 {
+			batch := s.backlog
+			s.backlog = nil
+			s.run(batch)
+			continue
+		}
 		var first *request
 		select {
 		case first = <-s.reqs:
@@ -534,6 +543,10 @@ func (s *Store) writer() {
 }
 
 func (s *Store) drain() {
+	for _, r := range s.backlog {
+		r.reply <- result{err: ErrStopped}
+	}
+	s.backlog = nil
 	for {
 		select {
 		case r := <-s.reqs:
@@ -561,55 +574,62 @@ func (s *Store) run(batch []*request) {
 
 func (s *Store) runLecturer(r *request) {
 	ctx := context.Background()
-	if s.mem.fault {
-		r.reply <- result{err: ErrStorage}
-		return
-	}
-	// A change that locks is published first: BEGIN may wait on a file
-	// another process holds, and a lock never waits on the disk.
-	prelocked := false
-	if r.pre != nil {
-		if next, ok := r.pre(); ok && !Decide(next).Unlocked && s.State().Unlocked {
-			s.publishCounts(next, len(s.mem.phones))
-			prelocked = true
+	// A change that locks is published first, and held while it waits:
+	// BEGIN may wait on a file another process holds, and a lock never
+	// waits on the disk. One that waited in the backlog was published then.
+	holding := r.holding
+	r.holding = false
+	if !holding && r.pre != nil && !s.mem.fault {
+		if next, ok := r.pre(); ok && !Decide(next).Unlocked {
+			if s.State().Unlocked {
+				s.publishCounts(next, len(s.mem.phones))
+			}
+			s.holdLock++
+			holding = true
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	finish := func(err error) {
+		if holding {
+			holding = false
+			s.holdLock--
+		}
+		s.publish() // what the change left, or, if it failed, what was
+		r.reply <- result{err: err}
+	}
+	if s.mem.fault {
+		finish(ErrStorage)
+		return
+	}
+	tx, err := s.begin(ctx, nil)
 	if err != nil {
+		if errors.Is(err, ErrStopped) {
+			finish(ErrStopped)
+			return
+		}
 		s.storageFailed(err)
-		r.reply <- result{err: ErrStorage}
+		finish(ErrStorage)
 		return
 	}
 	defer tx.Rollback()
 	apply, err := r.lecturer(ctx, tx)
 	if err == nil {
 		err = tx.Commit()
-		if err != nil {
-			s.storageFailed(err)
-			r.reply <- result{err: ErrStorage}
-			return
-		}
 	}
 	if err != nil {
-		if isDomainError(err) {
-			if prelocked {
-				s.publish() // nothing changed after all
-			}
-			r.reply <- result{err: err}
-			return
+		if !isDomainError(err) {
+			s.storageFailed(err)
+			err = ErrStorage
 		}
-		s.storageFailed(err)
-		r.reply <- result{err: ErrStorage}
+		finish(err)
 		return
 	}
 	apply()
-	s.publish()
 	if r.checkpoint {
 		if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 			slog.Warn("checkpoint after deleting failed; deleted rows stay in the WAL file until the next checkpoint", "err", err)
 		}
 	}
-	r.reply <- result{}
+	finish(nil)
 }
 
 // endOnStop writes what is left to write when the kiosk shuts down, and
@@ -893,13 +913,7 @@ func (s *Store) runPhones(batch []*request) {
 		return
 	}
 	for _, r := range batch {
-		if r.secret != "" {
-			r.device = s.hash(r.secret)
-			if s.mem.seriesKey != nil {
-				r.seriesID, r.inSeries = keyedHash(s.mem.seriesKey, r.secret), true
-			}
-			r.secret = ""
-		}
+		s.prepare(r)
 	}
 	dry := s.newOverlay()
 	needsDisk := map[DeviceID]bool{}
@@ -920,6 +934,17 @@ func (s *Store) runPhones(batch []*request) {
 	}
 	s.runInMemory(fast)
 	s.runDurable(slow)
+}
+
+// prepare hashes a phone change's device secret, which then leaves it.
+func (s *Store) prepare(r *request) {
+	if r.secret != "" {
+		r.device = s.hash(r.secret)
+		if s.mem.seriesKey != nil {
+			r.seriesID, r.inSeries = keyedHash(s.mem.seriesKey, r.secret), true
+		}
+		r.secret = ""
+	}
 }
 
 // runInMemory makes changes that need no disk before their answer.
@@ -955,41 +980,73 @@ func (s *Store) runInMemory(batch []*request) {
 
 // runDurable commits changes that need the disk in one transaction and
 // answers each only after the commit. A lock they cause is published first.
+// While the file is held by another process, the transaction waits without
+// holding up the changes that need no disk (see begin).
 func (s *Store) runDurable(batch []*request) {
 	if len(batch) == 0 {
 		return
 	}
-	fail := func() {
-		// Keep each phone's latest change so that it is made durable as soon
-		// as storage works again; the phone is told it failed and may resend.
-		for _, r := range batch {
-			s.held[r.device] = r
+	fail := func(err error) {
+		if err == ErrStorage {
+			// Keep each phone's latest change so that it is made durable as
+			// soon as storage works again; the phone is told it failed and
+			// may resend.
+			for _, r := range batch {
+				s.held[r.device] = r
+			}
 		}
 		for _, r := range batch {
-			r.reply <- result{err: ErrStorage}
+			r.reply <- result{err: err}
 		}
 	}
 	if s.mem.fault {
-		fail()
+		fail(ErrStorage)
 		return
 	}
 	ctx := context.Background()
 	o := s.newOverlay()
+	for _, r := range batch {
+		o.apply(r)
+	}
+	unhold := func() {}
+	if pending := o.counts(); !Decide(pending).Unlocked {
+		if s.State().Unlocked {
+			s.publishCounts(pending, o.issued)
+		}
+		// Nothing done while the transaction waits may unlock meanwhile.
+		s.holdLock++
+		held := true
+		unhold = func() {
+			if held {
+				held = false
+				s.holdLock--
+			}
+		}
+	}
+	defer unhold()
+	devices := map[DeviceID]bool{}
+	for _, r := range batch {
+		devices[r.device] = true
+	}
+	tx, err := s.begin(ctx, devices)
+	if err != nil {
+		if errors.Is(err, ErrStopped) {
+			fail(ErrStopped)
+			return
+		}
+		s.storageFailed(err)
+		fail(ErrStorage)
+		return
+	}
+	defer tx.Rollback()
+	// Changes made while the transaction waited concern other phones; work
+	// the batch out again on memory as it is now.
+	o = s.newOverlay()
 	results := make([]result, len(batch))
 	for i, r := range batch {
 		slip, err := o.apply(r)
 		results[i] = result{slip: slip, err: err}
 	}
-	if pending := o.counts(); !Decide(pending).Unlocked && s.State().Unlocked {
-		s.publishCounts(pending, o.issued)
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		s.storageFailed(err)
-		fail()
-		return
-	}
-	defer tx.Rollback()
 	err = o.writeInserts(ctx, tx)
 	var iv interval
 	if err == nil {
@@ -1000,16 +1057,97 @@ func (s *Store) runDurable(batch []*request) {
 	}
 	if err != nil {
 		s.storageFailed(err)
-		fail()
+		fail(ErrStorage)
 		return
 	}
 	o.commit()
 	s.mem.iv = iv
+	unhold()
 	s.publish()
 	for i, r := range batch {
 		delete(s.held, r.device)
 		r.reply <- results[i]
 	}
+}
+
+// durableRetry is how often a transaction that found the file held by
+// another process tries again; in between the writer goes on with changes
+// that need no disk, so that a withdrawal never waits behind a commit.
+const durableRetry = 10 * time.Millisecond
+
+// begin starts the transaction of a durable batch, whose phones are
+// devices. While the file is held by another process, it tries again every
+// durableRetry for up to busyTimeoutMS, and meanwhile serves what arrives:
+// changes of other phones that need no disk are made at once; everything
+// else goes to the backlog, in order, and a lecturer's change that locks
+// publishes its lock first.
+func (s *Store) begin(ctx context.Context, devices map[DeviceID]bool) (*sql.Tx, error) {
+	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
+	restore := fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMS)
+	for {
+		if _, err := s.db.ExecContext(ctx, `PRAGMA busy_timeout = 0`); err != nil {
+			return nil, err
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err == nil {
+			// The one connection is the transaction's now.
+			if _, err := tx.ExecContext(ctx, restore); err != nil {
+				tx.Rollback()
+				return nil, err
+			}
+			return tx, nil
+		}
+		s.db.ExecContext(ctx, restore)
+		if !isBusy(err) || time.Now().After(deadline) {
+			return nil, err
+		}
+		timer := time.NewTimer(durableRetry)
+	wait:
+		for {
+			select {
+			case r := <-s.reqs:
+				s.serveWhileWaiting(r, devices)
+			case <-timer.C:
+				break wait
+			case <-s.stop:
+				timer.Stop()
+				return nil, ErrStopped
+			}
+		}
+	}
+}
+
+// serveWhileWaiting handles r while a durable batch for devices waits for
+// the file.
+func (s *Store) serveWhileWaiting(r *request, devices map[DeviceID]bool) {
+	if r.kind == opLecturer {
+		if r.pre != nil {
+			if next, ok := r.pre(); ok && !Decide(next).Unlocked {
+				if s.State().Unlocked {
+					s.publishCounts(next, len(s.mem.phones))
+				}
+				r.holding = true
+				s.holdLock++
+			}
+		}
+		s.backlog = append(s.backlog, r)
+		return
+	}
+	s.prepare(r)
+	later := devices[r.device]
+	for _, b := range s.backlog {
+		later = later || (b.kind != opLecturer && b.device == r.device)
+	}
+	if !later {
+		dry := s.newOverlay()
+		dry.apply(r)
+		later = len(dry.inserts) > 0
+	}
+	if later {
+		s.backlog = append(s.backlog, r)
+		return
+	}
+	s.runInMemory([]*request{r})
 }
 
 // pending reports whether anything is left to write: rows of phones that no
