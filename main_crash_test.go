@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +20,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/consent-kiosk/kiosk/tally"
 )
 
 // binDir holds the kiosk binary that the subprocess tests build once.
@@ -183,10 +187,11 @@ func (w *wsPhone) slip(choice string) (string, string, error) {
 }
 
 // TestCrashConsistency kills the real binary with SIGKILL at random points
-// while phones send slips, many times. After each restart every phone's
-// slip is the one it last had acknowledged, or the one still in flight when
-// the kiosk died, never anything it did not send; and the kiosk's count
-// agrees with the phones'.
+// while phones send slips, many times. The kiosk keeps no choice on disk:
+// after each restart it knows no phone's slip, is locked (restarted) while
+// any phone whose slip was acknowledged has not sent it again, and, once
+// every phone has sent the slip it holds (the last acknowledged, or the one
+// in flight when the kiosk died), its count agrees with the phones'.
 func TestCrashConsistency(t *testing.T) {
 	const (
 		phones = 12
@@ -199,6 +204,7 @@ func TestCrashConsistency(t *testing.T) {
 	for i := range model {
 		model[i] = "none"
 	}
+	inflightAtKill := make([]string, phones) // what each phone was sending when the kiosk died
 	devices := make([]string, phones)
 	for i := range devices {
 		devices[i] = fmt.Sprintf("crash-phone-%020d", i)
@@ -215,7 +221,8 @@ func TestCrashConsistency(t *testing.T) {
 			}
 		}
 		join := p.joinToken()
-		// Every phone reconnects and learns its slip from the hello ack.
+		// Every phone reconnects: the kiosk knows no slip, and the phone
+		// sends the one it holds, as the phone page does.
 		conns := make([]*wsPhone, phones)
 		for i := range phones {
 			w, err := dialPhone(p.base, devices[i])
@@ -226,10 +233,30 @@ func TestCrashConsistency(t *testing.T) {
 			if err != nil || kind != "ack" {
 				t.Fatalf("round %d phone %d: hello = %s %s %v", round, i, kind, got, err)
 			}
-			if got != model[i] {
-				t.Fatalf("round %d phone %d: after restart the kiosk holds %q; want %q", round, i, got, model[i])
+			if got != "none" {
+				t.Fatalf("round %d phone %d: after restart the kiosk says it holds %q; want none: no choice is kept", round, i, got)
 			}
 			conns[i] = w
+		}
+		mustHold := 0 // phones whose slip was acknowledged and not being withdrawn
+		for i, c := range model {
+			if c != "none" && inflightAtKill[i] != "none" {
+				mustHold++
+			}
+		}
+		if _, st := p.api("GET", "/api/state", ""); round > 0 && (st["missing"].(float64) < float64(mustHold) || (mustHold > 0 && st["reason"] != "restarted")) {
+			t.Fatalf("round %d: after the restart missing %v, reason %v; want at least %d missing and restarted", round, st["missing"], st["reason"], mustHold)
+		}
+		for i := range phones {
+			c := model[i]
+			if inflightAtKill[i] != "" {
+				c = inflightAtKill[i] // the page resends what it was sending
+			}
+			kind, got, err := conns[i].slip(c)
+			if err != nil || kind != "ack" || got != c {
+				t.Fatalf("round %d phone %d: resent %s = %s %s %v", round, i, c, kind, got, err)
+			}
+			model[i] = c
 		}
 		received := 0
 		for _, c := range model {
@@ -237,9 +264,11 @@ func TestCrashConsistency(t *testing.T) {
 				received++
 			}
 		}
-		if _, st := p.api("GET", "/api/state", ""); st["received"] != float64(received) {
-			t.Fatalf("round %d: received = %v; want %d from the phones' own slips", round, st["received"], received)
+		if _, st := p.api("GET", "/api/state", ""); st["received"] != float64(received) || st["missing"] != float64(0) || st["reason"] == "restarted" {
+			t.Fatalf("round %d: once every phone reported, received %v, missing %v, reason %v; want %d from the phones' own slips, none missing",
+				round, st["received"], st["missing"], st["reason"], received)
 		}
+		clear(inflightAtKill)
 
 		// Bursts of slips, one in flight per phone, until the kill.
 		var mu sync.Mutex
@@ -288,10 +317,6 @@ func TestCrashConsistency(t *testing.T) {
 		for _, c := range conns {
 			c.conn.Close()
 		}
-		// A slip in flight at the kill may have committed: learn which
-		// from the next start, and accept only those two.
-		next := startProc(t, db)
-		nextJoin := next.joinToken() // a phone not yet written with a slip needs one
 		cut := 0
 		for i := range phones {
 			if inflight[i] != "" {
@@ -299,25 +324,7 @@ func TestCrashConsistency(t *testing.T) {
 			}
 		}
 		t.Logf("round %d: killed with %d slips in flight", round, cut)
-		for i := range phones {
-			if inflight[i] == "" {
-				continue
-			}
-			w, err := dialPhone(next.base, devices[i])
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, got, err := w.hello(nextJoin)
-			w.conn.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != model[i] && got != inflight[i] {
-				t.Fatalf("round %d phone %d: kiosk holds %q; want the acked %q or the in-flight %q", round, i, got, model[i], inflight[i])
-			}
-			model[i] = got
-		}
-		next.kill()
+		copy(inflightAtKill, inflight)
 	}
 }
 
@@ -345,9 +352,9 @@ func setFileSizeLimit(t *testing.T, pid int, limit string) {
 }
 
 // TestDiskFull runs the real binary and then stops its files from growing
-// (RLIMIT_FSIZE, as a full disk would): the phone gets an error and never an
-// ack, the kiosk locks and the lecturer sees the fault; when the disk has
-// room again the kiosk recovers by itself.
+// (RLIMIT_FSIZE, as a full disk would): a phone's first slip, which must be
+// durable, gets an error and never an ack, the kiosk locks and the lecturer
+// sees the fault; when the disk has room again the kiosk recovers by itself.
 func TestDiskFull(t *testing.T) {
 	if _, err := exec.LookPath("prlimit"); err != nil {
 		t.Skip("no prlimit to limit the kiosk's file size")
@@ -380,23 +387,38 @@ func TestDiskFull(t *testing.T) {
 	}
 	setFileSizeLimit(t, p.cmd.Process.Pid, fmt.Sprintf("%d:unlimited", limit))
 
-	choices := []string{"refuse", "consent"}
-	failedWith := ""
-	for n := 0; n < 18 && failedWith == ""; n++ {
-		c := choices[n%2]
-		kind, got, err := w.slip(c)
+	// Changes of mind never touch the disk; a phone's first slip does.
+	// Newcomers hand one in and leave again until the disk is full.
+	newcomer := func(n int) (*wsPhone, string) {
+		t.Helper()
+		nw, err := dialPhone(p.base, fmt.Sprintf("disk-full-newcomer-%010d", n))
 		if err != nil {
-			t.Fatalf("slip %d: connection failed: %v", n, err)
+			t.Fatal(err)
 		}
-		if kind == "error" {
-			if got != "storage" {
-				t.Fatalf("slip %d: error %q; want storage", n, got)
-			}
-			failedWith = c
+		if kind, got, err := nw.hello(p.joinToken()); err != nil || kind != "ack" {
+			t.Fatalf("newcomer %d hello = %s %s %v", n, kind, got, err)
 		}
+		kind, got, err := nw.slip("refuse")
+		if err != nil {
+			t.Fatalf("newcomer %d: connection failed: %v", n, err)
+		}
+		if kind == "error" && got != "storage" {
+			t.Fatalf("newcomer %d: error %q; want storage", n, got)
+		}
+		return nw, kind
 	}
-	if failedWith == "" {
-		t.Fatal("18 slips were all acked with the file size limited; the test's limit did not bite")
+	failed := false
+	for n := 0; n < 18 && !failed; n++ {
+		nw, kind := newcomer(n)
+		failed = kind == "error"
+		// Leaving needs no disk before its answer, even now.
+		if kind, got, err := nw.request(map[string]string{"type": "leave"}); err != nil || kind != "ack" {
+			t.Fatalf("newcomer %d leave = %s %s %v", n, kind, got, err)
+		}
+		nw.conn.Close()
+	}
+	if !failed {
+		t.Fatal("18 first slips were all acked with the file size limited; the test's limit did not bite")
 	}
 	if status, m := p.api("GET", "/api/unlock", ""); status == 200 || m["unlocked"] != false {
 		t.Errorf("unlock while the disk is full = %d %v; want locked", status, m)
@@ -404,8 +426,14 @@ func TestDiskFull(t *testing.T) {
 	if _, st := p.api("GET", "/api/state", ""); st["fault"] != true || st["unlocked"] != false {
 		t.Errorf("state while the disk is full = %v; want fault and locked", st)
 	}
-	if kind, _, _ := w.slip("consent"); kind == "ack" {
-		t.Error("a slip was acked while the disk is full")
+	if nw, kind := newcomer(99); kind == "ack" {
+		t.Error("a first slip was acked while the disk is full")
+	} else {
+		nw.request(map[string]string{"type": "leave"})
+		nw.conn.Close()
+	}
+	if kind, got, _ := w.slip("refuse"); kind != "ack" || got != "refuse" {
+		t.Errorf("a change of mind while the disk is full = %s %s; want acked: it needs no disk", kind, got)
 	}
 
 	setFileSizeLimit(t, p.cmd.Process.Pid, "unlimited:unlimited")
@@ -479,5 +507,139 @@ func TestSecrecyAfterLecture(t *testing.T) {
 		if strings.Contains(files["logs"], s) {
 			t.Errorf("the logs mention %q:\n%s", s, files["logs"])
 		}
+	}
+}
+
+// choiceFiles reads the kiosk's three files as they are on disk now.
+func choiceFiles(t *testing.T, db string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		b, err := os.ReadFile(db + suffix)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		out["kiosk.db"+suffix] = b
+	}
+	return out
+}
+
+func sameChoiceFiles(t *testing.T, step string, want, got map[string][]byte) {
+	t.Helper()
+	for name, b := range want {
+		if !bytes.Equal(b, got[name]) {
+			t.Errorf("%s: %s changed (%d -> %d bytes): a change of mind reached the disk", step, name, len(b), len(got[name]))
+		}
+	}
+}
+
+// TestChangesOfMindNeverReachTheDisk runs the real binary: once every phone
+// has handed in its first slip, phones change their minds back and forth,
+// and the database, its WAL and its shared-memory file stay byte for byte
+// as they were, live and after a SIGKILL. What the files hold cannot tell a
+// consent from a refusal (tally's TestFilesHoldNoChoice compares whole
+// sessions that differ only in choices). After the restart the kiosk is
+// locked, restarted, until the phones report again.
+func TestChangesOfMindNeverReachTheDisk(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "kiosk.db")
+	p := startProc(t, db)
+	p.api("POST", "/api/round", `{"purpose":"Lecture video"}`)
+	// One more person than phones: the kiosk stays locked (waiting), so no
+	// unlocked interval is recorded whatever the phones say.
+	p.api("POST", "/api/headcount", `{"headcount":4}`)
+	join := p.joinToken()
+	phones := make([]*wsPhone, 3)
+	for i, c := range []string{"consent", "refuse", "consent"} {
+		w, err := dialPhone(p.base, fmt.Sprintf("nochoice-phone-%016d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.conn.Close()
+		if kind, _, err := w.hello(join); err != nil || kind != "ack" {
+			t.Fatalf("hello: %s %v", kind, err)
+		}
+		if kind, got, err := w.slip(c); err != nil || kind != "ack" || got != c {
+			t.Fatalf("first slip: %s %s %v", kind, got, err)
+		}
+		phones[i] = w
+	}
+	before := choiceFiles(t, db)
+	if len(before["kiosk.db-wal"]) == 0 {
+		t.Fatal("no WAL: the test would read nothing of what is live")
+	}
+	for n := range 12 {
+		i := n % 3
+		c := []string{"refuse", "consent"}[(n/3)%2]
+		if kind, got, err := phones[i].slip(c); err != nil || kind != "ack" || got != c {
+			t.Fatalf("change of mind %d: %s %s %v", n, kind, got, err)
+		}
+	}
+	sameChoiceFiles(t, "live, after 12 changes of mind", before, choiceFiles(t, db))
+	p.kill()
+	sameChoiceFiles(t, "after SIGKILL", before, choiceFiles(t, db))
+
+	next := startProc(t, db)
+	if status, m := next.api("GET", "/api/unlock", ""); status != 423 || m["reason"] != "restarted" {
+		t.Errorf("after the restart /api/unlock = %d %v; want 423 restarted", status, m)
+	}
+	if _, st := next.api("GET", "/api/state", ""); st["missing"] != float64(3) || st["received"] != float64(3) {
+		t.Errorf("after the restart missing %v, received %v; want 3 and 3", st["missing"], st["received"])
+	}
+}
+
+// TestCrashBeforeWithdrawalCommits: a consenting phone withdraws while
+// another process holds the database file, and the kiosk dies before
+// anything reached the disk. The withdrawal was acknowledged at once and
+// locked at once; after the restart the kiosk must not unlock on the slips
+// it can no longer vouch for.
+func TestCrashBeforeWithdrawalCommits(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "kiosk.db")
+	p := startProc(t, db)
+	p.api("POST", "/api/round", `{"purpose":"Lecture video"}`)
+	p.api("POST", "/api/headcount", `{"headcount":2}`)
+	join := p.joinToken()
+	var phones []*wsPhone
+	for i := range 2 {
+		w, err := dialPhone(p.base, fmt.Sprintf("withdraw-phone-%016d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.conn.Close()
+		w.hello(join)
+		if kind, _, err := w.slip("consent"); err != nil || kind != "ack" {
+			t.Fatalf("consent: %s %v", kind, err)
+		}
+		phones = append(phones, w)
+	}
+	if status, _ := p.api("GET", "/api/unlock", ""); status != 200 {
+		t.Fatalf("unlock with both consents = %d; want 200", status)
+	}
+
+	other, err := sql.Open("sqlite", tally.DSN(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	other.SetMaxOpenConns(1)
+	hold, err := other.Begin() // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hold.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('held', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if kind, got, err := phones[0].slip("none"); err != nil || kind != "ack" || got != "none" {
+		t.Errorf("withdrawal while the file is held = %s %s %v; want an ack at once", kind, got, err)
+	}
+	if status, m := p.api("GET", "/api/unlock", ""); status == 200 {
+		t.Errorf("after the withdrawal /api/unlock = %d %v; want locked", status, m)
+	}
+	p.kill()
+	hold.Rollback()
+	other.Close()
+
+	next := startProc(t, db)
+	if status, m := next.api("GET", "/api/unlock", ""); status != 423 || m["reason"] != "restarted" {
+		t.Errorf("after a crash before the withdrawal reached the disk: /api/unlock = %d %v; want 423 restarted", status, m)
 	}
 }

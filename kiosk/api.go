@@ -122,6 +122,11 @@ type stateAnswer struct {
 	Mode       string          `json:"mode"`
 	Closed     bool            `json:"closed"`
 	Fault      bool            `json:"fault"`
+	// Missing is the phones that held a slip before a restart and have not
+	// sent it again; PaperMissing the paper slips to enter again since.
+	// While either is above 0 the kiosk is locked, restarted.
+	Missing      int `json:"missing"`
+	PaperMissing int `json:"paper_missing"`
 	// OBS is the OBS guard's status; absent when the kiosk guards no OBS.
 	OBS *obs.Status `json:"obs,omitempty"`
 	// LecturerDevices is how many lecturer browsers are signed in.
@@ -144,6 +149,7 @@ func newStateAnswer(st tally.State) stateAnswer {
 		Purpose: st.Round.Purpose, Notice: noticeJSON(st.Round), NoticeHash: st.Round.NoticeHash,
 		Template: st.Round.Lang, Series: st.Round.Series, Mode: string(st.Round.Mode),
 		Closed: st.Closed, Fault: st.Fault,
+		Missing: st.Missing, PaperMissing: st.PaperMissing,
 	}
 }
 
@@ -345,6 +351,13 @@ func (s *Server) handleTemplates(w http.ResponseWriter, r *http.Request) {
 		list = append(list, b)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"fields": tally.NoticeFields, "templates": list})
+}
+
+// handleRestartRelease lets go the phones that have not sent their slip
+// again since a restart (and the paper slips not entered again): their
+// slips are removed and the room is asked again.
+func (s *Server) handleRestartRelease(w http.ResponseWriter, r *http.Request) {
+	s.answerChange(w, r, s.store.ReleaseMissing(r.Context()))
 }
 
 // handleClose closes the session and signs out every lecturer browser:

@@ -601,7 +601,10 @@ func TestAckFramesHaveEqualLength(t *testing.T) {
 	}
 }
 
-func TestRestartKeepsSlipsAndPhones(t *testing.T) {
+// TestRestartKeepsPhonesNotChoices: a restart keeps which phones hold a
+// slip, so they rejoin without a fresh token, but not what the slips say:
+// the kiosk is locked, restarted, until the phone sends its slip again.
+func TestRestartKeepsPhonesNotChoices(t *testing.T) {
 	k := newTestKiosk(t)
 	k.setHeadcount(1)
 	join := k.joinToken()
@@ -611,13 +614,15 @@ func TestRestartKeepsSlipsAndPhones(t *testing.T) {
 	k.stop()
 
 	k2 := startKiosk(t, k.path)
-	k2.wantUnlock("after restart", 200, "")
+	k2.wantUnlock("after restart", 423, "restarted")
 	k2.clock.Advance(10 * time.Minute) // the token has long expired
 	again := k2.connectPhone("a")
 	again.hello(join)
-	if ack := again.expect("ack"); ack["choice"] != "consent" {
-		t.Errorf("after restart the phone's slip is %v; want consent", ack)
+	if ack := again.expect("ack"); ack["choice"] != "none" {
+		t.Errorf("after restart the phone's slip is %v; want none: the kiosk keeps no choice", ack)
 	}
+	again.slip("consent")
+	k2.wantUnlock("the phone sent its slip again", 200, "")
 	again.slip("refuse")
 	k2.wantUnlock("withdrawal after restart", 423, "refused")
 }

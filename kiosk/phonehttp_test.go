@@ -149,8 +149,9 @@ func TestPhoneOverHTTP(t *testing.T) {
 	}
 }
 
-// TestPhoneOverHTTPAfterRestart: a phone on the fallback sees its slip as
-// the kiosk has it after a restart, long after its join token expired.
+// TestPhoneOverHTTPAfterRestart: after a restart, long after its join token
+// expired, a phone on the fallback is still known, hears that the kiosk
+// does not know its slip, and sends it again.
 func TestPhoneOverHTTPAfterRestart(t *testing.T) {
 	k := newTestKiosk(t)
 	k.setHeadcount(1)
@@ -162,10 +163,12 @@ func TestPhoneOverHTTPAfterRestart(t *testing.T) {
 	k2 := startKiosk(t, k.path)
 	k2.clock.Advance(10 * time.Minute)
 	p.k = k2
-	if ack := find(p.hello(), "ack"); ack["choice"] != "consent" {
-		t.Errorf("after restart the phone's slip is %v; want consent", ack)
+	if ack := find(p.hello(), "ack"); ack["choice"] != "none" {
+		t.Errorf("after restart the phone's slip is %v; want none: the kiosk keeps no choice", ack)
 	}
-	k2.wantUnlock("after restart", 200, "")
+	k2.wantUnlock("after restart", 423, "restarted")
+	p.slip("consent")
+	k2.wantUnlock("after the phone sent its slip again", 200, "")
 }
 
 func TestPhoneOverHTTPRefusals(t *testing.T) {

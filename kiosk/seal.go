@@ -70,9 +70,9 @@ type Sealer struct {
 }
 
 // NewSealer makes a Sealer whose X25519 secret is seed. The seed must be 32
-// uniformly random bytes kept secret (the kiosk derives it from its
-// persistent key so the public key in a phone's open page survives a
-// restart). NewSealer panics on any other length, a programming error.
+// uniformly random bytes kept secret and never stored (the kiosk draws a new
+// one at each start). NewSealer panics on any other length, a programming
+// error.
 func NewSealer(seed []byte) *Sealer {
 	if len(seed) != curve25519.ScalarSize {
 		panic(fmt.Sprintf("kiosk: NewSealer seed is %d bytes; want %d", len(seed), curve25519.ScalarSize))

@@ -111,6 +111,19 @@ type Server struct {
 	qrImage []byte
 }
 
+// sealSeed returns a new secret for the seal's key pair. It lives in this
+// process's memory only and is new at each start: nothing on disk opens a
+// sealed frame captured on the room's network, now or later. A phone page
+// that was open across a restart gets the new public key with the seal
+// message of its next connection.
+func sealSeed() []byte {
+	seed := make([]byte, 32)
+	if _, err := rand.Read(seed); err != nil {
+		panic("kiosk: no randomness for the seal's key: " + err.Error())
+	}
+	return seed
+}
+
 // New returns a Server and starts its websocket hub.
 func New(cfg Config) *Server {
 	if cfg.Now == nil {
@@ -136,7 +149,7 @@ func New(cfg Config) *Server {
 		limits:    defaultLimits,
 		// The seal key survives restarts with the store's key, so a phone
 		// whose page stayed open keeps sealing to the right key.
-		sealer:    NewSealer(cfg.Store.Key("seal")),
+		sealer:    NewSealer(sealSeed()),
 		newPhones: rate.NewLimiter(joinRate, cfg.MaxPhones),
 	}
 	s.phoneLimits = newPhoneLimits(2*cfg.MaxPhones, s.limits)
@@ -201,6 +214,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/headcount", s.lecturer(s.handleHeadcount))
 	mux.Handle("POST /api/round", s.lecturer(s.handleRound))
 	mux.Handle("POST /api/close", s.lecturer(s.handleClose))
+	mux.Handle("POST /api/restart/release", s.lecturer(s.handleRestartRelease))
 	mux.Handle("POST /api/paper", s.lecturer(s.handlePaper))
 	mux.Handle("GET /api/record", s.lecturer(s.handleRecord))
 	mux.Handle("GET /api/series", s.lecturer(s.handleSeriesList))

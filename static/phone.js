@@ -23,6 +23,7 @@
   var retries = 0;
   var round = 0;           // the round whose notice we show
   var choice = 'none';     // the answer as the kiosk has it
+  var answered = false;    // the kiosk acknowledged an answer in this round
   var pending = null;      // an answer not yet acknowledged
   var leaving = false;
   var current = null;      // the last round message
@@ -133,6 +134,10 @@
   function lost() {
     joined = false;
     if (stopped) { return; }
+    // The kiosk keeps no choice on disk: after a restart it asks every
+    // phone that answered again. Keep this phone's answer (a withdrawal
+    // too), and send it once reconnected.
+    if (pending === null && (choice !== 'none' || answered)) { pending = choice; }
     if (round !== 0) { say('phone.reconnecting'); }
     renderChoice();
     setTimeout(connect, backoff());
@@ -253,6 +258,7 @@
     if (changed) {
       choice = 'none';
       pending = null;
+      answered = false;
       seriesDay = '';
       say('phone.round_changed');
       // A phone that consented earlier in this series hears so in answer
@@ -343,6 +349,7 @@
   function onAck(m) {
     if (m.round && m.round !== round) { return; }
     choice = m.choice;
+    if (choice !== 'none') { answered = true; }
     if (!joined) {
       joined = true;
       retries = 0;
@@ -350,8 +357,7 @@
       problem(null);
       // An answer given while the connection was down goes out now.
       if (leaving && choice !== 'none') { send({ type: 'leave' }); }
-      else if (pending !== null && pending !== choice) { sendChoice(); }
-      else { pending = null; }
+      else if (pending !== null) { sendChoice(); }
     } else if (pending === choice) {
       pending = null;
     }

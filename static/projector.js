@@ -20,6 +20,7 @@
     'overcount': 'proj.reason.overcount',
     'closed': 'proj.reason.closed',
     'fault': 'proj.reason.fault',
+    'restarted': 'proj.reason.restarted',
     'offline': 'proj.reason.offline',
     'unreachable': 'proj.reason.unreachable'
   };
@@ -65,6 +66,11 @@
     if (st.purpose) { K.fill($('purpose'), 'proj.purpose', { purpose: st.purpose }); } else { K.fill($('purpose'), 'proj.no_purpose'); }
     renderOBS(st.obs);
     renderHints(st.hints);
+    // After a restart: how many answers have not come back, and a way to
+    // let them go.
+    var missing = (st.missing || 0) + (st.paper_missing || 0);
+    $('release-form').hidden = missing === 0;
+    if (missing) { K.fill($('missing'), 'proj.missing', { missing: st.missing || 0, paper: st.paper_missing || 0 }); }
     $('lecturer-only').hidden = !lecturerOnly;
     K.fill($('scan-heading'), lecturerOnly ? 'proj.scan_lecturer_only' : 'proj.scan');
     var q = st.notice && typeof st.notice === 'object' ? st.notice.questions : '';
@@ -298,6 +304,9 @@
     if (!window.confirm(t('proj.series_end_confirm', { series: $('series-end-input').value }))) { return null; }
     return { series: $('series-end-input').value };
   }, function () { $('series-end-input').value = ''; loadSeries(); });
+  control('release-form', '/api/restart/release', function () {
+    return window.confirm(t('proj.release_confirm')) ? {} : null;
+  });
   control('close-form', '/api/close', function () {
     return window.confirm(t('proj.close_confirm')) ? {} : null;
   });

@@ -99,6 +99,16 @@
         }
         sec.appendChild(table);
       }
+      // Every headcount set in the round, and when (R8).
+      var changes = r.headcount_changes || [];
+      if (changes.length) {
+        sec.appendChild(el('h3', null, t('rec.headcounts')));
+        var ul = el('ul');
+        for (var h = 0; h < changes.length; h++) {
+          ul.appendChild(el('li', null, t('rec.headcount_at', { headcount: changes[h].headcount, at: when(changes[h].at) })));
+        }
+        sec.appendChild(ul);
+      }
       sec.appendChild(el('h3', null, t('rec.notice')));
       sec.appendChild(notice(r));
       root.appendChild(sec);

@@ -15,8 +15,9 @@ var (
 	// ErrStaleRound: the slip was given for a round that is no longer
 	// current, so it would count for a purpose the phone was not shown (R3).
 	ErrStaleRound = errors.New("slip is for an earlier round")
-	// ErrStorage: the change could not be made durable; nothing changed and
-	// the kiosk is locked until storage works again.
+	// ErrStorage: the change (a phone's first slip, or a lecturer's
+	// change) could not be made durable; nothing changed and the kiosk is
+	// locked until storage works again.
 	ErrStorage = errors.New("storage failure")
 	// ErrStopped: the store is shutting down.
 	ErrStopped = errors.New("store stopped")

@@ -18,11 +18,17 @@ const EndUnreachable = "unreachable"
 // only says whether the record's unlocked interval could be ended or begun.
 func (s *Store) SetUnreachable(ctx context.Context, unreachable bool) error {
 	s.unreachable.Store(unreachable)
-	return s.lecturerOp(ctx, false, func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		open, err := s.markInterval(ctx, tx, s.mem.open, s.mem.counts(), s.mem.round.ID, EndUnreachable)
+	// A loss locks before anything is written, like every other lock.
+	pre := func() (Counts, bool) {
+		c := s.mem.counts()
+		c.Unreachable = unreachable
+		return c, unreachable
+	}
+	return s.lecturerPre(ctx, false, pre, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+		iv, err := s.markInterval(ctx, tx, s.mem.iv, s.mem.counts(), s.mem.round.ID, EndUnreachable)
 		if err != nil {
 			return nil, err
 		}
-		return func() { s.mem.open = open }, nil
+		return func() { s.mem.iv = iv }, nil
 	})
 }

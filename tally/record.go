@@ -37,6 +37,14 @@ type Interval struct {
 	Why   string     `json:"ended_by"` // one of the End reasons; "" while open
 }
 
+// HeadcountChange is a headcount the lecturer set, and when (R8). A
+// lecturer who changes the headcount can see, from when the kiosk locked,
+// things the record should not hide: so the record shows every change.
+type HeadcountChange struct {
+	At        time.Time `json:"at"`
+	Headcount int       `json:"headcount"`
+}
+
 // RoundRecord is the accountability record of one round (R8). It holds no
 // device data, no time of any single slip, and never the split of consents
 // and refusals: paper slips appear only as their total.
@@ -60,6 +68,9 @@ type RoundRecord struct {
 	Outcome   string     `json:"outcome"`
 	Current   bool       `json:"current"`
 	Intervals []Interval `json:"intervals"`
+	// Headcounts is every headcount set in the round, oldest first: the
+	// one it opened with (if any) and each change.
+	Headcounts []HeadcountChange `json:"headcount_changes"`
 }
 
 // Record returns the record of round, or of every round kept when round is
@@ -135,6 +146,7 @@ func (s *Store) readRecord(ctx context.Context, tx *sql.Tx, round int64) ([]Roun
 			}
 		}
 		r.Intervals = []Interval{}
+		r.Headcounts = []HeadcountChange{}
 		byID[r.Round] = len(recs)
 		recs = append(recs, r)
 	}
@@ -176,7 +188,33 @@ func (s *Store) readRecord(ctx context.Context, tx *sql.Tx, round int64) ([]Roun
 		}
 		recs[i].Intervals = append(recs[i].Intervals, iv)
 	}
-	return recs, irows.Err()
+	if err := irows.Err(); err != nil {
+		return nil, err
+	}
+	irows.Close()
+
+	q = `SELECT round, at, headcount FROM headcounts`
+	if round != 0 {
+		q += ` WHERE round = ?`
+	}
+	err = eachRowArgs(ctx, tx, q+` ORDER BY rowid`, args, func(rows *sql.Rows) error {
+		var id int64
+		var at string
+		var h HeadcountChange
+		if err := rows.Scan(&id, &at, &h.Headcount); err != nil {
+			return err
+		}
+		i, ok := byID[id]
+		if !ok {
+			return nil
+		}
+		if h.At, err = parseStamp(at); err != nil {
+			return err
+		}
+		recs[i].Headcounts = append(recs[i].Headcounts, h)
+		return nil
+	})
+	return recs, err
 }
 
 func parseStamp(s string) (time.Time, error) {
@@ -261,8 +299,10 @@ func (s *Store) purgeOp(deleted *int) func(context.Context, *sql.Tx) (func(), er
 			keep = 0 // a closed session's last round is an ended round like any other
 		}
 		old := `SELECT id FROM rounds WHERE closed_at IS NOT NULL AND closed_at < ? AND id != ?`
-		if _, err := tx.ExecContext(ctx, `DELETE FROM intervals WHERE round IN (`+old+`)`, stamp, keep); err != nil {
-			return nil, err
+		for _, table := range []string{"intervals", "headcounts"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE round IN (`+old+`)`, stamp, keep); err != nil {
+				return nil, err
+			}
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM rounds WHERE id IN (`+old+`)`, stamp, keep)
 		if err != nil {

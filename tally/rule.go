@@ -17,6 +17,10 @@ const (
 	// ReasonUnreachable means phones reach the kiosk through a relay and the
 	// kiosk has lost it: nobody could withdraw (R2, R10).
 	ReasonUnreachable Reason = "unreachable"
+	// ReasonRestarted means the kiosk restarted and keeps no choice on disk:
+	// it waits for the phones that held a slip to send it again, or for the
+	// lecturer to let them go (R6, R10).
+	ReasonRestarted Reason = "restarted"
 )
 
 // Counts is everything the unlock rule looks at. Consents, Refusals and the
@@ -29,6 +33,12 @@ type Counts struct {
 	// people without a phone; they count exactly like phone slips.
 	PaperConsents int
 	PaperRefusals int
+	// Missing is the phones that held a slip before a restart and have not
+	// sent it again; PaperMissing the paper slips counted before a restart,
+	// whose split the kiosk never kept. Both count as received, and both
+	// lock until they are known again.
+	Missing      int
+	PaperMissing int
 	// LecturerOnly: only the lecturer's screen and voice are recorded, which
 	// needs no consent from the room (000, 001).
 	LecturerOnly bool
@@ -40,7 +50,7 @@ type Counts struct {
 
 // Received is the number of slips in, phone and paper, whatever they say.
 func (c Counts) Received() int {
-	return c.Consents + c.Refusals + c.PaperConsents + c.PaperRefusals
+	return c.Consents + c.Refusals + c.PaperConsents + c.PaperRefusals + c.Missing + c.PaperMissing
 }
 
 // Verdict is the outcome of the unlock rule.
@@ -55,6 +65,10 @@ type Verdict struct {
 // received reach the headcount; before that the reason is "waiting", so that
 // the room cannot tell an early refusal from a slip not yet handed in.
 //
+// After a restart, slips whose choice is not known again lock with
+// "restarted", whatever the others say: nothing unlocks on a state no phone
+// has confirmed.
+//
 // A lecturer-only round unlocks without slips, since nobody in the room is
 // recorded; a fault or a closed session still locks it. Losing the relay
 // locks every other round: a phone that cannot reach the kiosk cannot
@@ -65,6 +79,8 @@ func Decide(c Counts) Verdict {
 		return Verdict{Reason: ReasonFault}
 	case c.Closed:
 		return Verdict{Reason: ReasonClosed}
+	case c.Missing > 0 || c.PaperMissing > 0:
+		return Verdict{Reason: ReasonRestarted}
 	case c.LecturerOnly:
 		return Verdict{Unlocked: true}
 	case c.Unreachable:

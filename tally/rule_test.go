@@ -52,6 +52,19 @@ func TestDecide(t *testing.T) {
 		{"relay lost outranks no headcount", Counts{Unreachable: true}, locked(ReasonUnreachable)},
 		{"relay lost, closed", Counts{Closed: true, Unreachable: true}, locked(ReasonClosed)},
 		{"relay lost, lecturer-only needs no phone", Counts{LecturerOnly: true, Unreachable: true}, unlocked},
+		// After a restart, slips not reported again lock whatever the rest say.
+		{"restarted, one phone missing", Counts{Headcount: 3, Consents: 2, Missing: 1}, locked(ReasonRestarted)},
+		{"restarted, every phone missing", Counts{Headcount: 3, Missing: 3}, locked(ReasonRestarted)},
+		{"restarted, paper missing", Counts{Headcount: 3, Consents: 2, PaperMissing: 1}, locked(ReasonRestarted)},
+		{"restarted before the headcount is met", Counts{Headcount: 5, Consents: 1, Missing: 1}, locked(ReasonRestarted)},
+		{"restarted with a known refusal reads restarted", Counts{Headcount: 2, Refusals: 1, Missing: 1}, locked(ReasonRestarted)},
+		{"restarted with an overcount reads restarted", Counts{Headcount: 1, Consents: 1, Missing: 1}, locked(ReasonRestarted)},
+		{"restarted without headcount", Counts{Missing: 1}, locked(ReasonRestarted)},
+		{"restarted, closed", Counts{Missing: 1, Closed: true}, locked(ReasonClosed)},
+		{"restarted, fault", Counts{Missing: 1, Fault: true}, locked(ReasonFault)},
+		{"restarted outranks lecturer-only", Counts{LecturerOnly: true, Missing: 1}, locked(ReasonRestarted)},
+		{"every phone reported again", Counts{Headcount: 2, Consents: 2}, unlocked},
+		{"restarted and relay lost reads restarted", Counts{Headcount: 2, Consents: 1, Missing: 1, Unreachable: true}, locked(ReasonRestarted)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,12 +1,15 @@
 -- The kiosk's whole database, at the version in PRAGMA user_version (see
--- migrate in store.go). Per-device rows (phones, slips) live only while a
--- session is open; closing a session deletes them (R9). Series memory
--- (series_phones) lives until the series ends or the retention passes. No
--- table holds a name, an address, a user agent, a device secret, or how many
--- consented versus refused once a round has ended (R6).
+-- migrate.go). Per-device rows (phones) live only while a session is open;
+-- closing a session deletes them (R9). Series memory (series_phones) lives
+-- until the series ends or the retention passes. No table holds a name, an
+-- address, a user agent, a device secret, any phone's choice, or how many
+-- consented versus refused (R6): choices live in the kiosk's memory only,
+-- and a phone sends its slip again after a restart.
 
 -- meta holds the kiosk's own secrets and counters:
---   kiosk_key   32 random bytes; other keys are derived from it
+--   kiosk_key   32 random bytes; the join tokens' key is derived from it.
+--               Nothing derived from it opens a sealed frame: the seal's
+--               keys live in memory only, new at each start.
 --   device_key  32 random bytes, renewed when a session closes, so that the
 --               keyed hashes of one session cannot be linked to the next
 --   boot        how many times the store has been opened (versions are unique
@@ -21,8 +24,9 @@ CREATE TABLE IF NOT EXISTS meta (
 -- rounds: one row per purpose and notice a room was asked about (R3), and
 -- the aggregate record of it (R8). notice is canonical JSON (a string, or an
 -- object with sorted keys); notice_hash is NoticeHash. received and outcome
--- are written when the round ends; paper is the total of paper slips, never
--- their split. Rows older than the retention are deleted (R9).
+-- are written when the round ends; paper is the total of paper slips, kept
+-- current while the round is open, never their split (the split lives in
+-- memory only). Rows older than the retention are deleted (R9).
 CREATE TABLE IF NOT EXISTS rounds (
 	id          INTEGER PRIMARY KEY,
 	purpose     TEXT NOT NULL,
@@ -53,13 +57,13 @@ CREATE TABLE IF NOT EXISTS intervals (
 	ended_by   TEXT
 );
 
--- paper: the current round's paper slip counts as the lecturer last set
--- them. Like slips, this split exists only while the round is open; when it
--- ends the row is deleted and only the total is kept in rounds.paper.
-CREATE TABLE IF NOT EXISTS paper (
-	round    INTEGER PRIMARY KEY,
-	consents INTEGER NOT NULL,
-	refusals INTEGER NOT NULL
+-- headcounts: every headcount the lecturer set in a round, and when (R8).
+-- Together with the count of slips on the projector, these times are what a
+-- lecturer could always see; the record shows them rather than hide them.
+CREATE TABLE IF NOT EXISTS headcounts (
+	round     INTEGER NOT NULL,
+	at        TEXT NOT NULL,
+	headcount INTEGER NOT NULL
 );
 
 -- series: sessions with the same purpose and notice, e.g. a course (R5).
@@ -84,17 +88,12 @@ CREATE TABLE IF NOT EXISTS series_phones (
 	PRIMARY KEY (series, device)
 ) WITHOUT ROWID;
 
--- phones: keyed hashes of the phones that joined the open session. WITHOUT
--- ROWID keeps rows in hash order, so the file does not record who came first.
+-- phones: keyed hashes of the phones that hold a slip in the current round,
+-- whatever it says. This is all a restart needs: which phones must send
+-- their slip again. WITHOUT ROWID keeps rows in hash order, so the file does
+-- not record who came first.
 CREATE TABLE IF NOT EXISTS phones (
 	device BLOB PRIMARY KEY
-) WITHOUT ROWID;
-
--- slips: each joined phone's current choice in the current round
--- (1 consent, 2 refuse). No timestamps: the order of slips is not kept.
-CREATE TABLE IF NOT EXISTS slips (
-	device BLOB PRIMARY KEY,
-	choice INTEGER NOT NULL CHECK (choice IN (1, 2))
 ) WITHOUT ROWID;
 
 -- lecturer_sessions: signed-in lecturer browsers (sessions.go): the SHA-256

@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -32,6 +33,11 @@ const (
 	// a handful of fsyncs, while the first slips of a burst are not held back
 	// behind one huge transaction.
 	maxBatch = 512
+
+	// busyTimeoutMS is how long a transaction waits for a file another
+	// process holds before the store calls it a fault. Nothing that locks
+	// waits for it: locks are published first.
+	busyTimeoutMS = 5000
 
 	// faultRetry is how often a store that could not commit tries again, so
 	// that the kiosk recovers by itself once the disk does.
@@ -99,12 +105,17 @@ type State struct {
 	Received  int // slips in the current round
 	Issued    int // phones that joined the session
 	Paper     int // paper slips in the current round, included in Received
-	Closed    bool
-	Fault     bool
+	// Missing is the phones that held a slip before the kiosk restarted and
+	// have not sent it again, included in Received; PaperMissing the paper
+	// slips whose counts the lecturer has not entered again since.
+	Missing      int
+	PaperMissing int
+	Closed       bool
+	Fault        bool
 	Verdict
 }
 
-// Slip is a phone's slip as committed.
+// Slip is a phone's slip as the kiosk holds it.
 type Slip struct {
 	Choice Choice
 	Round  int64
@@ -123,6 +134,9 @@ type Options struct {
 	// PurgeEvery is how often the store purges what is older than the
 	// retention, besides at Open. Zero means once a day.
 	PurgeEvery time.Duration
+	// Rand is where the store's keys come from. Defaults to crypto/rand;
+	// tests that compare database files byte for byte set a fixed stream.
+	Rand io.Reader
 }
 
 // DefaultRetention is about one semester: the routines keep a recording
@@ -145,14 +159,18 @@ const dayFormat = "2006-01-02"
 type DeviceID [sha256.Size]byte
 
 // Store is the kiosk's memory: the current round, the joined phones and
-// their slips, persisted in SQLite. All writes go through one goroutine that
-// groups concurrent phone changes into one transaction, and a change is
-// reported done only after its transaction committed.
+// their slips. Choices live in memory only; SQLite keeps the rounds, the
+// record, and which phones hold a slip in the current round (R6). All
+// changes go through one goroutine. A phone's first slip in a round is
+// acknowledged only once its transaction committed (that is what a restart
+// needs); a change of mind or a withdrawal touches no disk before its
+// answer. Every change that locks is published before any transaction.
 type Store struct {
 	db         *sql.DB
 	now        func() time.Time
 	retention  time.Duration
 	purgeEvery time.Duration
+	rand       io.Reader
 	kioskKey   []byte
 	boot       uint64
 
@@ -164,6 +182,12 @@ type Store struct {
 	// mem and held are owned by the writer goroutine.
 	mem  memState
 	held map[DeviceID]*request // phone changes not yet durable because of a fault
+	// backlog: changes that arrived while a transaction waited for a held
+	// file and must follow it, in order. holdLock counts pending changes
+	// whose lock is published; while it is above 0 nothing publishes an
+	// unlock.
+	backlog  []*request
+	holdLock int
 
 	// unreachable: phones have lost their way to the kiosk (SetUnreachable).
 	// Every state the writer computes reads it, so it needs no queue.
@@ -176,16 +200,27 @@ type Store struct {
 }
 
 // phoneState says whether a phone is in the session and whether the
-// database knows it. A phone is written only with its first slip: a phone
-// without a slip has nothing to lose in a restart (it scans the QR code
-// again), and sparing that write halves the fsyncs of a hall arriving.
+// database knows it. A phone is written only with its first slip in a
+// round: a phone without a slip has nothing to lose in a restart (it scans
+// the QR code again), and sparing that write halves the fsyncs of a hall
+// arriving.
 type phoneState uint8
 
 const (
 	phoneGone   phoneState = iota // not in the session (or left)
 	phoneJoined                   // joined; in memory only
-	phoneSaved                    // joined and in the phones table
+	phoneSaved                    // joined, and in the phones table: it holds a slip
 )
+
+// interval is what the database knows of the current unlocked interval
+// (R8). A change of mind that locks writes nothing before its answer: it
+// sets endAt and endWhy, and the end is written with the next transaction,
+// or by itself soon after.
+type interval struct {
+	open   bool      // a row with ended_by NULL is in the database
+	endAt  time.Time // non-zero: the kiosk locked then, for endWhy; not yet written
+	endWhy string
+}
 
 type memState struct {
 	round     Round
@@ -194,15 +229,25 @@ type memState struct {
 	fault     bool
 	deviceKey []byte
 	phones    map[DeviceID]phoneState // never phoneGone
-	slips     map[DeviceID]Choice
+	slips     map[DeviceID]Choice     // in memory only, never written (R6)
 	consents  int
 	refusals  int
-	paper     paperCounts
+	paper     paperCounts // in memory only; the database has their total
 
-	// open: an unlocked interval of the current round is open in the
-	// database. faultAt is when storage failed while one was open: the
+	// missing: phones in the phones table whose slip is not known since a
+	// restart. paperMissing: the paper total of before a restart, until the
+	// lecturer enters the counts again.
+	missing      map[DeviceID]struct{}
+	paperMissing int
+	// drop: rows of the phones table to delete, of phones that no longer
+	// hold a slip. Until the delete commits a crash leaves them missing,
+	// which locks: the safe side.
+	drop map[DeviceID]struct{}
+
+	// iv is the unlocked interval of the current round as the database
+	// has it. faultAt is when storage failed while one was open: the
 	// interval ended then, which can only be written once storage works.
-	open    bool
+	iv      interval
 	faultAt time.Time
 
 	// seriesKey is the current round's series key, nil without a series.
@@ -224,6 +269,7 @@ func (m *memState) counts() Counts {
 	return Counts{
 		Headcount: m.headcount, Consents: m.consents, Refusals: m.refusals,
 		PaperConsents: m.paper.consents, PaperRefusals: m.paper.refusals,
+		Missing: len(m.missing), PaperMissing: m.paperMissing,
 		LecturerOnly: m.round.Mode == ModeLecturerOnly,
 		Closed:       m.closed, Fault: m.fault,
 	}
@@ -236,14 +282,14 @@ func DSN(path string) string {
 	pragmas := []string{
 		// WAL lets a commit be a single append plus fsync.
 		"journal_mode(WAL)",
-		// FULL: a commit is on disk before the phone's ack is sent.
+		// FULL: a commit is on disk before the ack that waits for it is sent.
 		"synchronous(FULL)",
 		// Deleted rows are overwritten, so closing a session really removes
 		// per-device data from the file (R9).
 		"secure_delete(ON)",
 		// The store has a single connection, so waiting on a lock only happens
 		// when another process opened the same file.
-		"busy_timeout(5000)",
+		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
 	}
 	if runtime.GOOS == "darwin" {
 		// On macOS fsync does not reach stable storage; F_FULLFSYNC does.
@@ -272,6 +318,7 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 		now:        opt.Now,
 		retention:  opt.Retention,
 		purgeEvery: opt.PurgeEvery,
+		rand:       opt.Rand,
 		reqs:       make(chan *request, maxBatch),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -280,6 +327,9 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
 	}
 	if s.retention <= 0 {
 		s.retention = DefaultRetention
@@ -306,14 +356,15 @@ func (s *Store) load(ctx context.Context) error {
 		return err
 	}
 	defer tx.Rollback()
-	if err := migrate(ctx, tx); err != nil {
+	migrated, err := migrate(ctx, tx)
+	if err != nil {
 		return fmt.Errorf("schema: %w", err)
 	}
 
-	if s.kioskKey, err = metaKey(ctx, tx, "kiosk_key"); err != nil {
+	if s.kioskKey, err = s.metaKey(ctx, tx, "kiosk_key"); err != nil {
 		return err
 	}
-	if s.mem.deviceKey, err = metaKey(ctx, tx, "device_key"); err != nil {
+	if s.mem.deviceKey, err = s.metaKey(ctx, tx, "device_key"); err != nil {
 		return err
 	}
 	var boot string
@@ -340,10 +391,13 @@ func (s *Store) load(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	err = tx.QueryRowContext(ctx, `SELECT consents, refusals FROM paper WHERE round = ?`, s.mem.round.ID).
-		Scan(&s.mem.paper.consents, &s.mem.paper.refusals)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
+	if !s.mem.closed {
+		// The split of paper slips was in memory only: the lecturer enters
+		// it again.
+		err = tx.QueryRowContext(ctx, `SELECT paper FROM rounds WHERE id = ?`, s.mem.round.ID).Scan(&s.mem.paperMissing)
+		if err != nil {
+			return err
+		}
 	}
 	s.mem.seriesIDs = map[DeviceID]DeviceID{}
 	if s.mem.round.Series != "" {
@@ -358,28 +412,17 @@ func (s *Store) load(ctx context.Context) error {
 
 	s.mem.phones = map[DeviceID]phoneState{}
 	s.mem.slips = map[DeviceID]Choice{}
+	s.mem.missing = map[DeviceID]struct{}{}
+	s.mem.drop = map[DeviceID]struct{}{}
+	// Every phone that held a slip is missing until it sends it again: the
+	// kiosk never wrote what it said.
 	if err := eachRow(ctx, tx, `SELECT device FROM phones`, func(rows *sql.Rows) error {
 		var d []byte
 		if err := rows.Scan(&d); err != nil {
 			return err
 		}
 		s.mem.phones[deviceID(d)] = phoneSaved
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := eachRow(ctx, tx, `SELECT device, choice FROM slips`, func(rows *sql.Rows) error {
-		var d []byte
-		var c Choice
-		if err := rows.Scan(&d, &c); err != nil {
-			return err
-		}
-		s.mem.slips[deviceID(d)] = c
-		if c == ChoiceConsent {
-			s.mem.consents++
-		} else {
-			s.mem.refusals++
-		}
+		s.mem.missing[deviceID(d)] = struct{}{}
 		return nil
 	}); err != nil {
 		return err
@@ -390,10 +433,20 @@ func (s *Store) load(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE intervals SET ended_by = ? WHERE ended_by IS NULL`, EndInterrupted); err != nil {
 		return err
 	}
-	if s.mem.open, err = s.markInterval(ctx, tx, false, s.mem.counts(), s.mem.round.ID, EndInterrupted); err != nil {
+	if s.mem.iv, err = s.markInterval(ctx, tx, interval{}, s.mem.counts(), s.mem.round.ID, EndInterrupted); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if migrated {
+		// What the migration deleted (earlier kiosks' choices and keys)
+		// must leave the WAL too, not only the tables.
+		if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			return fmt.Errorf("checkpoint after migrating: %w", err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) loadRound(ctx context.Context, tx *sql.Tx) error {
@@ -430,7 +483,7 @@ func (s *Store) insertRound(ctx context.Context, tx *sql.Tx, spec RoundSpec, hea
 		Series: spec.Series, Mode: spec.Mode, OpenedAt: now}, nil
 }
 
-func metaKey(ctx context.Context, tx *sql.Tx, name string) ([]byte, error) {
+func (s *Store) metaKey(ctx context.Context, tx *sql.Tx, name string) ([]byte, error) {
 	var key []byte
 	err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, name).Scan(&key)
 	if err == nil && len(key) == 32 {
@@ -439,16 +492,28 @@ func metaKey(ctx context.Context, tx *sql.Tx, name string) ([]byte, error) {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
-	key = make([]byte, 32)
-	rand.Read(key)
+	key = s.newKey()
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`, name, key); err != nil {
 		return nil, err
 	}
 	return key, nil
 }
 
+// newKey returns 32 bytes from the store's random source.
+func (s *Store) newKey() []byte {
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(s.rand, key); err != nil {
+		panic("tally: no randomness for a key: " + err.Error())
+	}
+	return key
+}
+
 func eachRow(ctx context.Context, tx *sql.Tx, query string, fn func(*sql.Rows) error) error {
-	rows, err := tx.QueryContext(ctx, query)
+	return eachRowArgs(ctx, tx, query, nil, fn)
+}
+
+func eachRowArgs(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -469,7 +534,8 @@ func deviceID(b []byte) DeviceID {
 
 // Key derives a 32-byte secret for the given purpose from the kiosk's own
 // key, which is created once and kept in the database, so that derived keys
-// survive a restart.
+// survive a restart. Nothing that must stay secret from whoever holds the
+// database file may be derived from it: the seal's keys are not.
 func (s *Store) Key(purpose string) []byte {
 	m := hmac.New(sha256.New, s.kioskKey)
 	m.Write([]byte(purpose))
@@ -522,12 +588,19 @@ func (s *Store) Wait(ctx context.Context, seen uint64) State {
 	}
 }
 
-// publish makes the writer's committed state visible.
-func (s *Store) publish() { s.publishCounts(s.mem.counts(), len(s.mem.phones)) }
+// publish makes the writer's state visible, except an unlock that the
+// record does not have yet: that shows once flush has written it (R8).
+func (s *Store) publish() {
+	if s.unrecordedUnlock() || (s.holdLock > 0 && Decide(s.mem.counts()).Unlocked) {
+		return
+	}
+	s.publishCounts(s.mem.counts(), len(s.mem.phones))
+}
 
-// publishCounts makes a state visible. The writer calls it with committed
-// counts, and also with counts not yet committed when those lock the kiosk:
-// locking never waits on the disk, unlocking does.
+// publishCounts makes a state visible. The writer calls it with the counts
+// in memory, and also with counts a change will leave before its
+// transaction, when those lock the kiosk: locking never waits on the disk,
+// unlocking does.
 func (s *Store) publishCounts(c Counts, issued int) {
 	c.Unreachable = c.Unreachable || s.unreachable.Load()
 	next := State{
@@ -535,10 +608,11 @@ func (s *Store) publishCounts(c Counts, issued int) {
 		Headcount: c.Headcount,
 		Received:  c.Received(),
 		Paper:     c.PaperConsents + c.PaperRefusals,
-		Issued:    issued,
-		Closed:    c.Closed,
-		Fault:     c.Fault,
-		Verdict:   Decide(c),
+		Missing:   c.Missing, PaperMissing: c.PaperMissing,
+		Issued:  issued,
+		Closed:  c.Closed,
+		Fault:   c.Fault,
+		Verdict: Decide(c),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
