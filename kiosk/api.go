@@ -433,5 +433,5 @@ func (s *Server) handleLecturerLogin(w http.ResponseWriter, r *http.Request) {
 	// SameSite=Strict cookie from the next request.
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprint(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/"><title>Consent kiosk</title><p><a href="/">Open the projector page</a></p></html>`)
+	fmt.Fprint(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/console"><title>Consent kiosk</title><p><a href="/console">Open the console</a></p></html>`)
 }

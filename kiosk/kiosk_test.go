@@ -331,7 +331,6 @@ func TestLecturerEndpointsNeedToken(t *testing.T) {
 		{"GET", "/api/series", ""},
 		{"POST", "/api/series/end", `{"series":"x"}`},
 		{"GET", "/api/templates", ""},
-		{"GET", "/record", ""},
 		{"GET", "/api/join", ""},
 		{"GET", "/api/runtime", ""},
 		{"GET", "/qr.png", ""},
