@@ -198,7 +198,7 @@ func TestBrowserConsoleApart(t *testing.T) {
 	t.Cleanup(cancel)
 	proj := &tab{t: t, name: "projector", ctx: projCtx, axe: axe}
 	proj.do(chromedp.EmulateViewport(1280, 800))
-	proj.navigate(k.http.URL + "/")
+	proj.navigate(k.http.URL + "/?lang=nb")
 	proj.waitFor("the projector view", `document.getElementById('count').textContent === '0 av 4'`)
 
 	// Typed, not yet sent: distinctive values.

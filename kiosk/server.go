@@ -160,6 +160,11 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	s.assets = loadAssets()
 	lecturerPage := []string{"common.", "proj.", "con."}
+	// The projector view gets only the strings the room may read, so
+	// that not even its source holds the console's words.
+	projectorPage := []string{"common.", "proj.title", "proj.locked", "proj.ready", "proj.reason.", "proj.warn.", "proj.hint.",
+		"proj.obs_", "proj.scan", "proj.qr_alt", "proj.no_camera", "proj.count", "proj.slips", "proj.issued", "proj.purpose",
+		"proj.no_purpose", "proj.auth", "proj.lecturer_only_note", "proj.closed_note", "proj.questions"}
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 
@@ -183,7 +188,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /qr.png", s.lecturer(s.handleQR))
 
 	// Pages and phones.
-	mux.HandleFunc("GET /{$}", s.servePage(pageSpec{name: "projector.html", prefixes: lecturerPage}))
+	mux.HandleFunc("GET /{$}", s.servePage(pageSpec{name: "projector.html", prefixes: projectorPage}))
 	mux.HandleFunc("GET /console", s.servePage(pageSpec{name: "console.html", prefixes: lecturerPage}))
 	mux.HandleFunc("GET /j/{token}", s.servePage(pageSpec{name: "phone.html", prefixes: []string{"common.", "phone."}, notices: true}))
 	mux.HandleFunc("GET /k", s.servePage(pageSpec{name: "join.html", prefixes: []string{"common.", "join."}}))
