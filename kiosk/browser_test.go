@@ -409,7 +409,7 @@ func TestBrowserLecture(t *testing.T) {
 	proj.checkTargets("console")
 	proj.navigate(k.http.URL + "/")
 	proj.waitFor("the projector page", `document.getElementById('count').textContent === '0 of 3'`)
-	proj.waitFor("the join code", `/^[2-9A-Z]{3}\u2009[2-9A-Z]{3}$/.test(document.getElementById('code').textContent)`)
+	proj.waitFor("the join code", `/^[3479ACDEFHJKMNPQRTWXY]{3}\u2009[3479ACDEFHJKMNPQRTWXY]{3}$/.test(document.getElementById('code').textContent)`)
 	if got, want := proj.text("code-url"), k.http.URL+"/k"; got != want {
 		t.Errorf("projector short address = %q; want %q", got, want)
 	}
