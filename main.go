@@ -33,9 +33,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Getenv); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "consent-kiosk:", err)
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, errVersion) {
+			return // asked for help or the version, and given it
 		}
+		fmt.Fprintln(os.Stderr, "consent-kiosk:", err)
 		os.Exit(1)
 	}
 }
@@ -48,6 +49,7 @@ type options struct {
 	maxPhones  int
 	retention  time.Duration
 	verbose    bool
+	noBrowser  bool
 	tlsCert    string
 	tlsKey     string
 	hooks      kiosk.Hooks
@@ -85,17 +87,24 @@ func (f retentionFlag) Set(s string) error {
 	return nil
 }
 
+// errVersion: -version was given and answered; nothing else is to be done.
+var errVersion = errors.New("version printed")
+
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("consent-kiosk", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.addr, "addr", ":8080", "listen address `HOST:PORT`")
+	fs.Usage = usage(fs, stderr)
+	var showVersion bool
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&o.noBrowser, "no-browser", false, "do not open the console in a browser at start")
+	fs.StringVar(&o.addr, "addr", ":8080", "`HOST:PORT` where to listen; :8080 listens on every address of the laptop")
 	fs.StringVar(&o.data, "data", "", "SQLite database `PATH` (default: kiosk.db in the user's config directory)")
 	fs.StringVar(&o.adminToken, "admin-token", getenv("KIOSK_ADMIN_TOKEN"), "lecturer `TOKEN` (also KIOSK_ADMIN_TOKEN; default: a random one)")
 	fs.StringVar(&o.publicURL, "public-url", "", "base `URL` put in the QR code (default: http://LAN-ADDRESS:PORT)")
 	fs.IntVar(&o.maxPhones, "max-phones", kiosk.DefaultMaxPhones, "most phone connections at once")
 	o.retention = tally.DefaultRetention
-	fs.Var(retentionFlag{&o.retention}, "retention", "keep the record of ended rounds and series memory this `long` (days like 180d, or a duration); older ones are deleted at start and daily")
+	fs.Var(retentionFlag{&o.retention}, "retention", "`DAYS` how long to keep the record of ended rounds and the series' memory, as days (180d) or a duration (4320h); older ones are deleted at start and daily")
 	fs.StringVar(&o.hooks.OnUnlock, "on-unlock", "", "`COMMAND` run when the kiosk unlocks (interrupted when it locks again)")
 	fs.StringVar(&o.hooks.OnLock, "on-lock", "", "`COMMAND` run when the kiosk locks, and at start while locked")
 	fs.BoolVar(&o.hooks.Shell, "hook-shell", false, "run -on-unlock and -on-lock through sh -c (cmd /C on Windows) instead of splitting on spaces")
@@ -108,6 +117,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key `FILE` for -tls-cert (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if showVersion {
+		return o, errVersion
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -143,6 +155,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 // run starts the kiosk and serves until ctx is done.
 func run(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	o, err := parseFlags(args, os.Stderr, getenv)
+	if errors.Is(err, errVersion) {
+		fmt.Fprintln(stdout, "consent-kiosk", versionString())
+	}
 	if err != nil {
 		return err
 	}
@@ -241,7 +256,12 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		watchers.Go(func() { guard.Run(watchCtx) })
 	}
 
-	printBanner(stdout, o, srv)
+	loginURL := printBanner(stdout, o, srv)
+	if !o.noBrowser && interactive(stdout) {
+		if err := openBrowser(loginURL); err != nil {
+			log.Info("could not open a browser; open the lecturer link above", "err", err)
+		}
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
@@ -278,11 +298,13 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-func printBanner(w io.Writer, o options, srv *kiosk.Server) {
+// printBanner prints what the lecturer needs to start, and returns the
+// login link it printed, which the kiosk opens in the lecturer's browser.
+func printBanner(w io.Writer, o options, srv *kiosk.Server) string {
 	lecturerURL := o.publicURL + "/lecturer?token=" + o.adminToken
 	joinURL, _ := srv.JoinURL()
 	fmt.Fprintf(w, "Consent tally kiosk is running.\n\n")
-	fmt.Fprintf(w, "  Lecturer (projector page): %s\n", lecturerURL)
+	fmt.Fprintf(w, "  Lecturer console:          %s\n", lecturerURL)
 	fmt.Fprintf(w, "  Phones join at:            %s\n", joinURL)
 	fmt.Fprintf(w, "                             (the projector page shows a fresh QR code every 30 seconds)\n")
 	fmt.Fprintf(w, "  Recorders poll:            %s/api/unlock\n", o.publicURL)
@@ -292,6 +314,7 @@ func printBanner(w io.Writer, o options, srv *kiosk.Server) {
 		fmt.Fprint(w, qr)
 		fmt.Fprintf(w, "  Scan to open the projector page on a tablet or phone. Keep the lecturer URL to yourself.\n\n")
 	}
+	return lecturerURL
 }
 
 func randomToken() string {
