@@ -4,13 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
+
+// regexpISO matches an ISO 8601 time with seconds and a UTC offset.
+var regexpISO = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d`)
 
 // longRound is a round as a real lecturer fills it in from a template: long
 // texts in every field that phones show before the buttons.
@@ -342,4 +347,52 @@ func TestBrowserStatesSayOneThing(t *testing.T) {
 	}
 	phone.checkAxeEveryLanguage("closed")
 	con.checkAxeEveryLanguage("closed")
+}
+
+// TestBrowserRecordPage: the record a data-protection officer reads. Times
+// are ISO 8601 with the offset, rounds are numbered from 1 in each
+// session, the fixed statements phones showed are in it, and without the
+// lecturer's session the page says what to do instead of showing JSON.
+func TestBrowserRecordPage(t *testing.T) {
+	axe := axeSource(t)
+	browser := startChromium(t)
+	k := newTestKiosk(t)
+	k.lecturer("POST", "/api/round", `{"purpose":"First session"}`)
+	k.setHeadcount(2)
+	k.lecturer("POST", "/api/close", `{}`)
+	k.clock.Advance(time.Hour)
+	k.lecturer("POST", "/api/round", `{"purpose":"Second session, round one"}`)
+	k.clock.Advance(time.Minute)
+	k.lecturer("POST", "/api/round", `{"purpose":"Second session, round two"}`)
+	en := catalogue(t, "en")
+
+	outsider := newTab(t, browser, "record without the session", axe, tabOptions{lang: "en", width: 1280, height: 800})
+	outsider.navigate(k.http.URL + "/record")
+	outsider.waitFor("the problem in words", fmt.Sprintf(`document.getElementById('problem').textContent === %q`, en["rec.auth"]))
+	outsider.checkAxe("record without the session")
+
+	rec := newTab(t, browser, "record", axe, tabOptions{lang: "en", width: 1280, height: 800})
+	rec.navigate(k.http.URL + "/lecturer?token=" + url.QueryEscape(testToken))
+	rec.waitFor("the console", `location.pathname === '/console'`)
+	rec.navigate(k.http.URL + "/record")
+	rec.waitFor("the rounds", `document.querySelectorAll('.round').length === 4`)
+	heads := eval[[]string](rec, `Array.prototype.map.call(document.querySelectorAll('.round h2'), function (h) { return h.textContent; })`)
+	// The test kiosk starts with a round of its own, which First session
+	// replaced: they are rounds 1 and 2 of the first session.
+	want := []string{"Round 2: Second session, round two", "Round 1: Second session, round one", "Round 2: First session", "Round 1: Lecture video for enrolled students"}
+	if strings.Join(heads, "|") != strings.Join(want, "|") {
+		t.Errorf("record headings = %q; want %q", heads, want)
+	}
+	body := eval[string](rec, `document.getElementById('rounds').innerText`)
+	if !regexpISO.MatchString(body) {
+		t.Errorf("record has no ISO 8601 time with an offset: %.400s", body)
+	}
+	for _, key := range []string{"phone.anonymous", "phone.no_consequence", "phone.withdraw"} {
+		if !strings.Contains(body, en[key]) {
+			t.Errorf("record lacks the statement phones showed: %q", en[key])
+		}
+	}
+	rec.do(chromedp.SendKeys(chromedp.ID("rec-room"), "Aud. 3"))
+	rec.checkAxe("record")
+	rec.checkClean(k.http.URL)
 }

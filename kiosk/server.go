@@ -193,7 +193,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /j/{token}", s.servePage(pageSpec{name: "phone.html", prefixes: []string{"common.", "phone."}, notices: true}))
 	mux.HandleFunc("GET /k", s.servePage(pageSpec{name: "join.html", prefixes: []string{"common.", "join."}}))
 	mux.HandleFunc("POST /k", s.handleCode)
-	mux.HandleFunc("GET /record", s.servePage(pageSpec{name: "record.html", prefixes: []string{"common.", "rec.", "con.err."}}))
+	mux.HandleFunc("GET /record", s.servePage(pageSpec{name: "record.html", prefixes: []string{"common.", "rec.", "phone.all_must", "phone.anonymous", "phone.withdraw", "phone.no_consequence"}, notices: true}))
 	mux.HandleFunc("GET /static/", s.assets.handleStatic)
 	mux.HandleFunc("GET /ws", s.handleWS)
 	mux.HandleFunc("POST /api/phone", s.handlePhone)
