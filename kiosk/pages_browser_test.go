@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -356,7 +357,8 @@ func TestBrowserStatesSayOneThing(t *testing.T) {
 func TestBrowserRecordPage(t *testing.T) {
 	axe := axeSource(t)
 	browser := startChromium(t)
-	k := newTestKiosk(t)
+	k := startKioskClocked(t, filepath.Join(t.TempDir(), "kiosk.db"), nil, true)
+	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video for enrolled students"}`)
 	k.lecturer("POST", "/api/round", `{"purpose":"First session"}`)
 	k.setHeadcount(2)
 	k.lecturer("POST", "/api/close", `{}`)

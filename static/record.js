@@ -64,16 +64,20 @@
     return box;
   }
 
-  // numbers gives each round its number within its session, from 1. A
-  // new round replaces the last at the same instant; a round that opens
-  // later than the last one ended starts a new session (the last one was
-  // closed, or the kiosk stopped).
+  // sameSession: a new round replaces the last one within the same
+  // change (well under a second); a round that opens later than the last
+  // one ended starts a new session (the last one was closed, or the kiosk
+  // stopped). A person cannot close a session and start a round faster.
+  var sameSession = 2000;
+
+  // numbers gives each round its number within its session, from 1.
   function numbers(rounds) {
     var out = [];
     var n = 0;
     for (var i = 0; i < rounds.length; i++) {
       var prev = rounds[i - 1];
-      if (!prev || !prev.closed_at || new Date(prev.closed_at).getTime() !== new Date(rounds[i].opened_at).getTime()) { n = 0; }
+      var gap = prev && prev.closed_at ? new Date(rounds[i].opened_at).getTime() - new Date(prev.closed_at).getTime() : Infinity;
+      if (!(gap < sameSession)) { n = 0; }
       n++;
       out.push(n);
     }
