@@ -275,7 +275,7 @@
     // (R4), and a lecturer-only recording asks nobody. Until the purpose
     // is known the buttons keep their place, unseen, so nothing moves.
     $('choose').className = 'choose' + (m.purpose ? '' : ' waiting');
-    $('notice').className = 'decide';
+    $('page').className = '';
     $('choose').hidden = lecturerOnly;
     $('leave').hidden = lecturerOnly;
     $('tally').hidden = lecturerOnly;
