@@ -34,9 +34,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Getenv); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "consent-kiosk:", err)
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, errVersion) {
+			return // asked for help or the version, and given it
 		}
+		fmt.Fprintln(os.Stderr, "consent-kiosk:", err)
 		os.Exit(1)
 	}
 }
@@ -50,6 +51,7 @@ type options struct {
 	retention  time.Duration
 	verbose    bool
 	lecturerQR bool
+	noBrowser  bool
 	tlsCert    string
 	tlsKey     string
 	hooks      kiosk.Hooks
@@ -89,17 +91,24 @@ func (f retentionFlag) Set(s string) error {
 	return nil
 }
 
+// errVersion: -version was given and answered; nothing else is to be done.
+var errVersion = errors.New("version printed")
+
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("consent-kiosk", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.addr, "addr", ":8080", "listen address `HOST:PORT`")
+	fs.Usage = usage(fs, stderr)
+	var showVersion bool
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	fs.BoolVar(&o.noBrowser, "no-browser", false, "do not open the console in a browser at start")
+	fs.StringVar(&o.addr, "addr", ":8080", "`HOST:PORT` where to listen; :8080 listens on every address of the laptop")
 	fs.StringVar(&o.data, "data", "", "SQLite database `PATH` (default: kiosk.db in the user's config directory)")
 	fs.StringVar(&o.adminToken, "admin-token", getenv("KIOSK_ADMIN_TOKEN"), "lecturer `TOKEN` (also KIOSK_ADMIN_TOKEN; default: a random one)")
 	fs.StringVar(&o.publicURL, "public-url", "", "base `URL` put in the QR code (default: http://LAN-ADDRESS:PORT)")
 	fs.IntVar(&o.maxPhones, "max-phones", kiosk.DefaultMaxPhones, "most phone connections at once")
 	o.retention = tally.DefaultRetention
-	fs.Var(retentionFlag{&o.retention}, "retention", "keep the record of ended rounds and series memory this `long` (days like 180d, or a duration); older ones are deleted at start and daily")
+	fs.Var(retentionFlag{&o.retention}, "retention", "`DAYS` how long to keep the record of ended rounds and the series' memory, as days (180d) or a duration (4320h); older ones are deleted at start and daily")
 	fs.StringVar(&o.hooks.OnUnlock, "on-unlock", "", "`COMMAND` run when the kiosk unlocks (interrupted when it locks again)")
 	fs.StringVar(&o.hooks.OnLock, "on-lock", "", "`COMMAND` run when the kiosk locks, and at start while locked")
 	fs.BoolVar(&o.hooks.Shell, "hook-shell", false, "run -on-unlock and -on-lock through sh -c (cmd /C on Windows) instead of splitting on spaces")
@@ -115,6 +124,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.StringVar(&o.relayToken, "relay-token", "", "the relay's `TOKEN` (default: $KIOSK_RELAY_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if showVersion {
+		return o, errVersion
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -166,6 +178,9 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		return runRelay(ctx, args[1:], stdout, getenv)
 	}
 	o, err := parseFlags(args, os.Stderr, getenv)
+	if errors.Is(err, errVersion) {
+		fmt.Fprintln(stdout, "consent-kiosk", versionString())
+	}
 	if err != nil {
 		return err
 	}
@@ -294,6 +309,14 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	printBanner(stdout, o, srv)
 	ignoreBackgroundRead()
 	go printLoginLinks(watchCtx, os.Stdin, stdout, o.lecturerQR, srv.LoginLink)
+	if !o.noBrowser && interactive(stdout) {
+		// A link of its own, so the one printed above still works for
+		// another device.
+		link, _ := srv.LoginLink()
+		if err := openBrowser(link); err != nil {
+			log.Info("could not open a browser; open the sign-in link above", "err", err)
+		}
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()

@@ -330,7 +330,7 @@ func (s *Server) handleLecturerLogin(w http.ResponseWriter, r *http.Request) {
 	// A page, not a redirect: a browser that came here from another
 	// application treats a redirect as cross-site and would withhold the
 	// SameSite=Strict cookie from the next request.
-	fmt.Fprint(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/"><title>Consent kiosk</title><p><a href="/">Open the projector page</a></p></html>`)
+	fmt.Fprint(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/console"><title>Consent kiosk</title><p><a href="/console">Open the console</a></p></html>`)
 }
 
 // logoutAnswer is the body of POST /api/logout and /api/logout/others.

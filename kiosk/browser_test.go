@@ -110,6 +110,8 @@ type tab struct {
 	ctx  context.Context
 	axe  string
 
+	events func(ev any)
+
 	mu       sync.Mutex
 	requests []string // every URL the page asked for
 	problems []string // script exceptions and CSP violations
@@ -120,12 +122,13 @@ type tabOptions struct {
 	width, height int64
 	mobile        bool
 	reducedMotion bool
-	setup         string // script run before any of the page's own
+	setup         string       // script run before any of the page's own
+	events        func(ev any) // sees every event of the tab, in its event loop
 }
 
 func newTab(t *testing.T, browser context.Context, name, axe string, o tabOptions) *tab {
 	t.Helper()
-	tb := &tab{t: t, name: name, axe: axe}
+	tb := &tab{t: t, name: name, axe: axe, events: o.events}
 	ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext(), chromedp.WithListener(tb.listen))
 	t.Cleanup(cancel)
 	tb.ctx = ctx
@@ -161,6 +164,9 @@ func newTab(t *testing.T, browser context.Context, name, axe string, o tabOption
 
 // listen runs in the tab's event loop: it only records.
 func (tb *tab) listen(ev any) {
+	if tb.events != nil {
+		tb.events(ev)
+	}
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	switch ev := ev.(type) {
@@ -281,7 +287,12 @@ func (tb *tab) text(id string) string {
 // be in lang.
 func (tb *tab) switchLanguage(lang string) {
 	tb.t.Helper()
-	tb.do(chromedp.Click(chromedp.CSS(`.lang-switch a[hreflang="` + lang + `"]`)))
+	if !eval[bool](tb, `document.querySelector('.lang-switch') !== null`) {
+		// The projector view has no switcher: the room sees no control.
+		tb.navigate(strings.Split(eval[string](tb, `location.href`), "?")[0] + "?lang=" + lang)
+	} else {
+		tb.do(chromedp.Click(chromedp.CSS(`.lang-switch a[hreflang="` + lang + `"]`)))
+	}
 	tb.waitFor("the page in "+lang, fmt.Sprintf(`document.documentElement.lang === %q`, lang))
 }
 
@@ -393,14 +404,17 @@ func TestBrowserLecture(t *testing.T) {
 
 	proj := newTab(t, browser, "projector", axe, tabOptions{lang: "en-GB,en", width: 1280, height: 800})
 	proj.navigate(k.loginLink())
-	proj.waitFor("the projector page", `location.pathname === '/' && document.getElementById('count').textContent === '0 of 3'`)
-	proj.waitFor("the join code", `/^[2-9A-Z]{3}\u2009[2-9A-Z]{3}$/.test(document.getElementById('code').textContent)`)
+	proj.waitFor("the console", `location.pathname === '/console' && document.getElementById('count-line').textContent !== ''`)
+	proj.checkAxeEveryLanguage("console, before a slip")
+	proj.checkTargets("console")
+	proj.navigate(k.http.URL + "/")
+	proj.waitFor("the projector page", `document.getElementById('count').textContent === '0 of 3'`)
+	proj.waitFor("the join code", `/^[3479ACDEFHJKMNPQRTWXY]{3}\u2009[3479ACDEFHJKMNPQRTWXY]{3}$/.test(document.getElementById('code').textContent)`)
 	if got, want := proj.text("code-url"), k.http.URL+"/k"; got != want {
 		t.Errorf("projector short address = %q; want %q", got, want)
 	}
 	proj.waitFor("the QR code", `document.getElementById('qr').naturalWidth > 0`)
 	proj.checkAxeEveryLanguage("locked, before a slip")
-	proj.checkTargets("locked")
 
 	join := k.joinToken()
 	phones := []*tab{
@@ -415,7 +429,7 @@ func TestBrowserLecture(t *testing.T) {
 			t.Errorf("%s: <html lang> = %q as served; want %q", p.name, got, langs[i])
 		}
 		cat := catalogue(t, langs[i])
-		p.waitFor("the buttons", `!document.getElementById('choose').hidden`)
+		p.waitFor("the buttons", `document.getElementById('choose').className === 'choose'`)
 		p.waitFor("its own language", fmt.Sprintf(`document.getElementById('consent').textContent === %q`, cat["phone.consent"]))
 		p.checkAxe("before a slip")
 		p.checkTargets("before a slip")
@@ -488,6 +502,8 @@ func TestBrowserLecture(t *testing.T) {
 	outsider := newTab(t, browser, "projector without the lecturer cookie", axe, tabOptions{lang: "sv", width: 1280, height: 800})
 	outsider.navigate(k.http.URL + "/")
 	outsider.waitFor("the problem", `!document.getElementById('auth-problem').hidden`)
+	outsider.navigate(k.http.URL + "/console")
+	outsider.waitFor("the console's problem", `!document.getElementById('auth-problem').hidden`)
 	outsider.checkAxeEveryLanguage("error")
 
 	for _, tb := range append([]*tab{proj, stray, outsider}, phones...) {
@@ -531,7 +547,7 @@ func TestBrowserWithoutWebsockets(t *testing.T) {
 
 	p := newTab(t, browser, "phone over HTTP", axe, tabOptions{lang: "sv", width: 360, height: 740, mobile: true})
 	p.navigate(k.http.URL + "/j/" + k.joinToken())
-	p.waitFor("the buttons", `!document.getElementById('choose').hidden`)
+	p.waitFor("the buttons", `document.getElementById('choose').className === 'choose'`)
 	p.waitFor("connected", fmt.Sprintf(`document.getElementById('status').textContent === %q`, sv["phone.connected"]))
 	if p.requested("/api/phone") == 0 {
 		t.Fatal("the phone joined without POST /api/phone; the websocket was meant to be blocked")
@@ -554,7 +570,7 @@ func TestBrowserWithoutWebsockets(t *testing.T) {
 	typed.waitFor("the problem", `!document.getElementById('problem').hidden && document.activeElement.id === 'code'`)
 	typed.checkAxe("wrong code")
 	typed.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('code').value = ''`), chromedp.SendKeys(chromedp.ID("code"), strings.ToLower(code[:3])+" "+code[3:]+"\r"))
-	typed.waitFor("the phone page", `location.pathname.indexOf('/j/') === 0 && !document.getElementById('choose').hidden`)
+	typed.waitFor("the phone page", `location.pathname.indexOf('/j/') === 0 && document.getElementById('choose').className === 'choose'`)
 	typed.do(chromedp.Click(chromedp.ID("consent")))
 	typed.waitFor("the consent counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, catalogue(t, "nn")["phone.current_consent"]))
 	k.wantUnlock("two phones, one over HTTP, one by typed code", 200, "")
@@ -577,7 +593,7 @@ func TestScreenshots(t *testing.T) {
 	axe := axeSource(t)
 	browser := startChromium(t)
 	k := newTestKiosk(t)
-	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video for INF100, shown only to students enrolled in the course","notice":"Voice and slides are recorded. The camera films the lectern only: sit anywhere. Kept until the exam, then deleted."}`)
+	k.lecturer("POST", "/api/round", screenshotRound(t))
 	k.setHeadcount(30)
 	join := k.joinToken()
 	for i := range 12 {
@@ -605,7 +621,8 @@ func TestScreenshots(t *testing.T) {
 	}
 	proj := newTab(t, browser, "projector", axe, tabOptions{lang: "en", width: 1280, height: 800})
 	proj.navigate(k.loginLink())
-	proj.waitFor("the projector page", `location.pathname === '/'`)
+	proj.waitFor("the console", `location.pathname === '/console' && document.getElementById('count-line').textContent !== ''`)
+	save(proj, "console-en.png", false)
 	proj.navigate(k.http.URL + "/?lang=en")
 	proj.waitFor("the count", `document.getElementById('count').textContent === '12 of 30' && document.getElementById('qr').naturalWidth > 0 && document.getElementById('code').textContent !== ''`)
 	save(proj, "projector-en.png", false)
@@ -613,14 +630,41 @@ func TestScreenshots(t *testing.T) {
 	proj.waitFor("two languages", `document.querySelector('#banner-state .lang2') !== null && document.getElementById('qr').naturalWidth > 0 && document.getElementById('code').textContent !== ''`)
 	save(proj, "projector-nb-en.png", false)
 
+	small := newTab(t, browser, "phone nb 320", axe, tabOptions{lang: "nb", width: 320, height: 568, mobile: true})
+	small.navigate(k.http.URL + "/j/" + join)
+	small.waitFor("the buttons", `document.getElementById('choose').className === 'choose' && document.getElementById('tally-count').textContent !== ''`)
+	save(small, "phone-nb-320x568.png", false)
+
 	for _, l := range []string{"nn", "en"} {
 		p := newTab(t, browser, "phone "+l, axe, tabOptions{lang: l, width: 390, height: 844, mobile: true})
 		p.navigate(k.http.URL + "/j/" + join)
-		p.waitFor("the buttons", `!document.getElementById('choose').hidden && document.getElementById('tally-count').textContent !== ''`)
+		p.waitFor("the buttons", `document.getElementById('choose').className === 'choose' && document.getElementById('tally-count').textContent !== ''`)
 		if l == "nn" {
 			p.do(chromedp.Click(chromedp.ID("consent")))
 			p.waitFor("counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, catalogue(t, l)["phone.current_consent"]))
 		}
 		save(p, "phone-"+l+".png", true)
 	}
+}
+
+// screenshotRound is the English template filled in as a lecturer would.
+func screenshotRound(t *testing.T) string {
+	t.Helper()
+	var tpl struct {
+		Fields map[string]string `json:"fields"`
+	}
+	b, _ := os.ReadFile(filepath.Join("..", "static", "templates", "en.json"))
+	if err := json.Unmarshal(b, &tpl); err != nil {
+		t.Fatal(err)
+	}
+	fill := map[string]string{
+		"course":   "INF100 Introduction to programming",
+		"recorded": "The lecturer's voice and the slides. Students may be heard when they ask questions aloud.",
+		"camera":   "The camera films the lectern and the board; the first two rows may be in the picture. Sit further back to stay out of it.",
+	}
+	for f, v := range fill {
+		tpl.Fields[f] = v
+	}
+	out, _ := json.Marshal(map[string]any{"purpose": "Lecture video for INF100, for students who could not attend", "template": "en", "notice": tpl.Fields})
+	return string(out)
 }

@@ -257,8 +257,19 @@ func TestRecordAPIAndPage(t *testing.T) {
 		}
 	}
 
-	if status, _ := k.do("GET", "/record", "", ""); status != http.StatusUnauthorized {
-		t.Errorf("GET /record without the lecturer = %d; want 401", status)
+	// The page itself holds nothing: it says in words what to do when
+	// opened without the lecturer's session, instead of a JSON error.
+	if status, _ := k.do("GET", "/api/record", "", ""); status != http.StatusUnauthorized {
+		t.Errorf("GET /api/record without the lecturer = %d; want 401", status)
+	}
+	if resp, err := http.Get(k.http.URL + "/record"); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.Contains(string(b), "Lecture video") {
+			t.Errorf("GET /record without the lecturer = %d; want the empty page, which loads the record only with the session", resp.StatusCode)
+		}
 	}
 	req, _ := http.NewRequest("GET", k.http.URL+"/record", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)

@@ -22,12 +22,15 @@ const (
 	joinMACLen = 12
 
 	// codeAlphabet is what typed join codes are written in: digits and
-	// capitals without the look-alikes 0/O, 1/I/L, and U/V, so a code read
-	// from the back of a hall is typed right the first time.
-	codeAlphabet = "23456789ABCDEFGHJKMNPQRSTWXYZ"
-	// codeLen: 29^6 is about 600 million codes, two of which are valid at
+	// capitals without any pair that looks alike from the back of a hall
+	// or in a projector's blur (0/O, 1/I/L, U/V, 8/B, 5/S, 2/Z, 6/G), so a
+	// code is typed right the first time.
+	codeAlphabet = "3479ACDEFHJKMNPQRTWXY"
+	// codeLen: 21^6 is about 86 million codes, two of which are valid at
 	// a time; with typed codes limited to codeRate tries a second for the
-	// whole kiosk, guessing one within its minute is about one in 250,000.
+	// whole kiosk, guessing one within its minute is about one in 36,000,
+	// and gains a guesser no more than a seat in the room: the phone is
+	// still counted against the headcount.
 	codeLen = 6
 )
 
@@ -105,7 +108,7 @@ func (j joinTokens) code(p uint32) string {
 	binary.BigEndian.PutUint32(b[:], p)
 	m.Write([]byte("code\x00"))
 	m.Write(b[:])
-	n := binary.BigEndian.Uint64(m.Sum(nil)) // 2^64 ≫ 29^6: the bias is nil
+	n := binary.BigEndian.Uint64(m.Sum(nil)) // 2^64 ≫ 21^6: the bias is nil
 	var c [codeLen]byte
 	for i := range c {
 		c[i] = codeAlphabet[n%uint64(len(codeAlphabet))]

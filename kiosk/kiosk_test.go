@@ -67,11 +67,22 @@ func startKiosk(t testing.TB, path string) *testKiosk {
 // none), as a proxy on the way would.
 func startKioskBehind(t testing.TB, path string, wrap func(http.Handler) http.Handler) *testKiosk {
 	t.Helper()
-	store, err := tally.Open(context.Background(), path, tally.Options{})
+	return startKioskClocked(t, path, wrap, false)
+}
+
+// startKioskClocked is startKioskBehind whose store, too, runs on the
+// test's clock when storeClock is set.
+func startKioskClocked(t testing.TB, path string, wrap func(http.Handler) http.Handler, storeClock bool) *testKiosk {
+	t.Helper()
+	clk := &clock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	var opts tally.Options
+	if storeClock {
+		opts.Now = clk.Now
+	}
+	store, err := tally.Open(context.Background(), path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	k := &testKiosk{t: t, store: store, clock: clk, path: path}
 	ts := httptest.NewUnstartedServer(nil)
 	k.srv = New(Config{Store: store, AdminToken: testToken, PublicURL: "http://" + ts.Listener.Addr().String(), Now: clk.Now})
@@ -330,7 +341,6 @@ func TestLecturerEndpointsNeedToken(t *testing.T) {
 		{"GET", "/api/series", ""},
 		{"POST", "/api/series/end", `{"series":"x"}`},
 		{"GET", "/api/templates", ""},
-		{"GET", "/record", ""},
 		{"GET", "/api/join", ""},
 		{"GET", "/api/runtime", ""},
 		{"GET", "/qr.png", ""},

@@ -1,13 +1,10 @@
 package kiosk
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
 
 	"golang.org/x/text/language"
-
-	"github.com/consent-kiosk/kiosk/static"
 )
 
 // languages are the catalogues in static/i18n, as BCP 47 codes. The first
@@ -57,26 +54,6 @@ func pageLang(r *http.Request) string {
 }
 
 // langAttr is what every page's <html> element starts with in the file;
-// servePage rewrites it, so the document has the right language before any
+// buildPage rewrites it, so the document has the right language before any
 // script runs (screen readers pick their voice from it).
 var langAttr = []byte(`<html lang="en"`)
-
-// servePage serves an embedded page in the request's language.
-func (s *Server) servePage(name string) http.HandlerFunc {
-	page, err := static.Files.ReadFile(name)
-	if err != nil || !bytes.Contains(page, langAttr) {
-		panic("kiosk: page " + name + ` must exist and start with <html lang="en"`)
-	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		lang := pageLang(r)
-		if r.URL.Query().Has("lang") {
-			http.SetCookie(w, &http.Cookie{Name: langCookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteLaxMode})
-		}
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Language", lang)
-		h.Add("Vary", "Accept-Language, Cookie")
-		w.Write(bytes.Replace(page, langAttr, []byte(`<html lang="`+lang+`"`), 1))
-	}
-}

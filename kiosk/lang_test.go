@@ -44,7 +44,7 @@ var (
 	// scriptKeyPattern finds every string literal in the scripts that looks
 	// like a key. The scripts never build keys from pieces (they use tables
 	// of whole keys instead), so this finds every key they can show.
-	scriptKeyPattern = regexp.MustCompile(`'((?:common|phone|proj|join)\.[A-Za-z0-9_.-]+)'`)
+	scriptKeyPattern = regexp.MustCompile(`'((?:common|phone|proj|join|con)\.[A-Za-z0-9_.-]+)'`)
 	placeholder      = regexp.MustCompile(`\{\w+\}`)
 )
 

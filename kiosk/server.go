@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -21,7 +20,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/consent-kiosk/kiosk/obs"
-	"github.com/consent-kiosk/kiosk/static"
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
@@ -105,6 +103,8 @@ type Server struct {
 
 	ctx    context.Context // ends at Close; bounds work started by phones
 	cancel context.CancelFunc
+
+	assets assets // the embedded files, prepared to serve
 
 	qrMu    sync.Mutex
 	qrFor   string
@@ -196,8 +196,13 @@ func (s *Server) Close() {
 // routes lists every route the kiosk serves.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	pages, _ := fs.Sub(static.Files, ".")
-	assets := http.FileServerFS(pages)
+	s.assets = loadAssets()
+	lecturerPage := []string{"common.", "proj.", "con."}
+	// The projector view gets only the strings the room may read, so
+	// that not even its source holds the console's words.
+	projectorPage := []string{"common.", "proj.title", "proj.locked", "proj.ready", "proj.reason.", "proj.warn.", "proj.hint.",
+		"proj.obs_", "proj.scan", "proj.qr_alt", "proj.no_camera", "proj.count", "proj.slips", "proj.issued", "proj.purpose",
+		"proj.no_purpose", "proj.auth", "proj.lecturer_only_note", "proj.closed_note", "proj.questions"}
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 
@@ -225,12 +230,13 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /qr.png", s.lecturer(s.handleQR))
 
 	// Pages and phones.
-	mux.HandleFunc("GET /{$}", s.servePage("projector.html"))
-	mux.HandleFunc("GET /j/{token}", s.servePage("phone.html"))
-	mux.HandleFunc("GET /k", s.servePage("join.html"))
+	mux.HandleFunc("GET /{$}", s.servePage(pageSpec{name: "projector.html", prefixes: projectorPage}))
+	mux.HandleFunc("GET /console", s.servePage(pageSpec{name: "console.html", prefixes: lecturerPage}))
+	mux.HandleFunc("GET /j/{token}", s.servePage(pageSpec{name: "phone.html", prefixes: []string{"common.", "phone."}, notices: true}))
+	mux.HandleFunc("GET /k", s.servePage(pageSpec{name: "join.html", prefixes: []string{"common.", "join."}}))
 	mux.HandleFunc("POST /k", s.handleCode)
-	mux.Handle("GET /record", s.lecturer(s.servePage("record.html")))
-	mux.Handle("GET /static/", http.StripPrefix("/static/", assets))
+	mux.HandleFunc("GET /record", s.servePage(pageSpec{name: "record.html", prefixes: []string{"common.", "rec.", "phone.all_must", "phone.anonymous", "phone.withdraw", "phone.no_consequence"}, notices: true}))
+	mux.HandleFunc("GET /static/", s.assets.handleStatic)
 	mux.HandleFunc("GET /ws", s.handleWS)
 	mux.HandleFunc("POST /api/phone", s.handlePhone)
 

@@ -1,9 +1,12 @@
-/* Shared by every page: the string catalogues and the language switcher.
-   Written as plain ES5 so that old phones run it.
+/* Shared by every page: the string catalogues, the language switcher and
+   the one request helper. Written as plain ES5 so that old phones run it.
 
    The kiosk serves each page with <html lang> already set to the language
-   it chose (?lang=, the switcher's cookie, or Accept-Language); this script
-   loads that catalogue and fills every element marked data-i18n. Elements
+   it chose (?lang=, the switcher's cookie, or Accept-Language), and with
+   the page's strings in that language inlined (#kiosk-data), together with
+   the lists the kiosk owns: its languages and the notice fields. Other
+   catalogues are fetched when the person switches. This script fills
+   every element marked data-i18n. Elements
    filled from script (Kiosk.fill) keep their key and values, so switching
    language re-renders the whole page in place and focus stays where it is.
    An element marked data-dual also shows the projector's second language. */
@@ -17,6 +20,9 @@
   // <prefix>/k). Phone pages reach the kiosk only below it.
   var pm = /^(.*)\/(j\/[^\/]*|k)$/.exec(location.pathname);
   var prefix = pm ? pm[1] : '';
+  var data = {};
+  try { data = JSON.parse(document.getElementById('kiosk-data').textContent); } catch (e) { data = {}; }
+  if (data.catalogue) { catalogues[data.lang || lang] = data.catalogue; }
 
   function translate(l, key, vars) {
     var c = catalogues[l] || {};
@@ -82,26 +88,36 @@
     el.textContent = text;
   }
 
+  // request is the pages' one way to ask the kiosk: JSON in, JSON out.
+  // done gets the HTTP status (0 when the kiosk did not answer) and the
+  // parsed body (null when it was not JSON).
+  function request(method, path, body, done) {
+    var xhr = new XMLHttpRequest();
+    xhr.open(method, path);
+    xhr.timeout = 70000; // longer than the kiosk's longest long-poll
+    if (body) { xhr.setRequestHeader('Content-Type', 'application/json'); }
+    xhr.onload = function () {
+      var d = null;
+      try { d = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+      done(xhr.status, d);
+    };
+    xhr.onerror = xhr.ontimeout = function () { done(0, null); };
+    xhr.send(body ? JSON.stringify(body) : null);
+  }
+
   function fetchCatalogue(l, done) {
     if (catalogues[l]) { done(); return; }
-    var xhr = new XMLHttpRequest();
-    xhr.open('GET', prefix + '/static/i18n/' + l + '.json');
-    xhr.onload = function () {
-      if (xhr.status === 200) {
-        try { catalogues[l] = JSON.parse(xhr.responseText); } catch (e) { /* keep the page's text */ }
-      }
+    request('GET', prefix + '/static/i18n/' + l + '.json', null, function (status, c) {
+      if (status === 200 && c) { catalogues[l] = c; }
       done();
-    };
-    xhr.onerror = function () { done(); };
-    xhr.send();
+    });
   }
 
   // load switches the page to language l (and second language l2, '' for
-  // none), fetching what it needs; the English catalogue is the fallback
-  // for any string a catalogue lacks, which the tests forbid anyway.
+  // none), fetching only what it lacks: each catalogue at most once.
   function load(l, l2, done) {
-    var want = ['en', l];
-    if (l2) { want.push(l2); }
+    var want = [l];
+    if (l2 && l2 !== l) { want.push(l2); }
     var left = want.length;
     var one = function () {
       left--;
@@ -152,6 +168,7 @@
   // in that language); with script they switch in place, so a phone keeps
   // its connection and an answer being sent.
   function initSwitcher(onSwitch) {
+    markSwitcher();
     var links = document.querySelectorAll('.lang-switch a[hreflang]');
     for (var i = 0; i < links.length; i++) {
       links[i].onclick = function (ev) {
@@ -171,6 +188,8 @@
     apply: apply,
     load: load,
     initSwitcher: initSwitcher,
+    request: request,
+    data: data,
     lang: function () { return lang; },
     lang2: function () { return lang2; }
   };

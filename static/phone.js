@@ -28,12 +28,11 @@
   var leaving = false;
   var current = null;      // the last round message
   var seriesDay = '';      // the day this phone consented earlier in the round's series
-  var labels = {};         // lang -> notice field labels, from the templates
-  var FIELDS = ['course', 'purpose', 'recorded', 'camera', 'storage', 'sharing', 'retention',
-    'publication', 'access', 'legal_basis', 'controller', 'contact', 'questions'];
-  // SHORT are shown before the buttons: what is recorded, where the camera
-  // films (so one can sit outside it), and how to ask off the recording.
-  var SHORT = ['recorded', 'camera', 'questions'];
+  // The notice's fields, those shown before the buttons, and their labels
+  // in each template's language all come inlined from the kiosk.
+  var FIELDS = K.data.fields || [];
+  var SHORT = K.data.short || [];
+  var labels = K.data.labels || {};
   // Sealing hides the answer from others on the Wi-Fi (static/seal.js). A
   // phone whose engine fails the self-test sends in clear, harming only
   // its own secrecy.
@@ -67,10 +66,10 @@
 
   function say(key) { K.fill($('status'), key); }
 
-  function problem(key) {
+  function problem(key, vars) {
     var p = $('problem');
     if (!key) { p.hidden = true; K.plain(p, ''); return; }
-    K.fill(p, key);
+    K.fill(p, key, vars);
     p.hidden = false;
   }
 
@@ -78,9 +77,11 @@
   // to el first if it was on something about to disappear.
   function hideSections(el) {
     var a = document.activeElement;
-    if (a && ($('choose').contains(a) || $('notice').contains(a))) { el.focus(); }
-    $('notice').hidden = true;
-    $('choose').hidden = true;
+    var gone = ['choose', 'notice', 'notice-details', 'leave', 'tally'];
+    for (var i = 0; i < gone.length; i++) {
+      if (a && $(gone[i]).contains(a)) { el.focus(); }
+    }
+    for (var j = 0; j < gone.length; j++) { $(gone[j]).hidden = true; }
   }
 
   function helloMessage() {
@@ -255,53 +256,44 @@
       if (ws) { ws.close(); }
       return;
     }
+    var lecturerOnly = m.mode === 'lecturer-only';
     if (changed) {
       choice = 'none';
       pending = null;
       answered = false;
       seriesDay = '';
-      say('phone.round_changed');
+      // A lecturer-only round asks nothing: "answer again" would be untrue.
+      say(lecturerOnly ? 'phone.lecturer_only_now' : 'phone.round_changed');
       // A phone that consented earlier in this series hears so in answer
       // to a hello; saying it again needs no fresh QR code.
       if (m.series && joined) { send({ type: 'hello', join: joinToken, device: device }); }
     }
-    var lecturerOnly = m.mode === 'lecturer-only';
     if (m.purpose) { K.plain($('purpose'), m.purpose); } else { K.fill($('purpose'), 'phone.waiting_purpose'); }
-    $('notice').hidden = false;
     $('facts').hidden = lecturerOnly;
+    $('notice-short').hidden = lecturerOnly;
     $('lecturer-only').hidden = !lecturerOnly;
     // The notice is in the language of its template, which may not be the
     // page's: screen readers must pronounce it right (WCAG 3.1.2).
     var lang = m.template || 'en';
     $('purpose').lang = $('notice-short').lang = $('notice-text').lang = lang;
-    withLabels(lang, function () { renderNotice(m); });
+    renderNotice(m);
     // Nobody can consent to a recording whose purpose they were not told
-    // (R4), and a lecturer-only recording asks nobody.
-    $('choose').hidden = !m.purpose || lecturerOnly;
+    // (R4), and a lecturer-only recording asks nobody. Until the purpose
+    // is known the buttons keep their place, unseen, so nothing moves.
+    $('choose').className = 'choose' + (m.purpose ? '' : ' waiting');
+    $('page').className = '';
+    $('choose').hidden = lecturerOnly;
+    $('leave').hidden = lecturerOnly;
     $('tally').hidden = lecturerOnly;
     renderChoice();
   }
 
-  // withLabels loads the field labels of the template the notice was
-  // written from, so that they are in the notice's language.
-  function withLabels(lang, done) {
-    if (labels[lang]) { done(); return; }
-    var xhr = new XMLHttpRequest();
-    xhr.open('GET', K.prefix + '/static/templates/' + encodeURIComponent(lang) + '.json');
-    xhr.onload = function () {
-      try { labels[lang] = JSON.parse(xhr.responseText).labels; } catch (e) { labels[lang] = {}; }
-      done();
-    };
-    xhr.onerror = function () { labels[lang] = {}; done(); };
-    xhr.send();
-  }
-
-  function fieldList(notice, names, only) {
+  function fieldList(notice, names) {
     var dl = document.createElement('dl');
     dl.className = 'notice-fields';
     for (var i = 0; i < FIELDS.length; i++) {
       var f = FIELDS[i];
-      if (!notice[f] || (only && only.indexOf(f) < 0)) { continue; }
+      if (!notice[f]) { continue; }
       var dt = document.createElement('dt');
       dt.textContent = names[f] || f;
       var dd = document.createElement('dd');
@@ -312,16 +304,33 @@
     return dl;
   }
 
+  // keyFacts are the few fields shown before the buttons, each cut to two
+  // lines; the full notice below has them whole.
+  function keyFacts(notice, names) {
+    var box = document.createDocumentFragment();
+    for (var i = 0; i < SHORT.length; i++) {
+      var f = SHORT[i];
+      if (!notice[f]) { continue; }
+      var p = document.createElement('p');
+      p.className = 'key-fact';
+      var b = document.createElement('strong');
+      b.textContent = (names[f] || f) + ': ';
+      p.appendChild(b);
+      p.appendChild(document.createTextNode(notice[f]));
+      box.appendChild(p);
+    }
+    return box;
+  }
+
   function renderNotice(m) {
-    if (m !== current) { return; } // a newer round arrived meanwhile
     var shortBox = $('notice-short');
     var full = $('notice-text');
     shortBox.innerHTML = '';
     full.innerHTML = '';
     if (m.notice && typeof m.notice === 'object') {
       var names = labels[m.template || 'en'] || {};
-      shortBox.appendChild(fieldList(m.notice, names, SHORT));
-      full.appendChild(fieldList(m.notice, names, null));
+      shortBox.appendChild(keyFacts(m.notice, names));
+      full.appendChild(fieldList(m.notice, names));
     } else {
       full.textContent = m.notice || t('phone.no_notice');
     }
@@ -333,17 +342,16 @@
     renderSeries();
   }
 
-  // renderSeries offers a phone that consented earlier in the series to
-  // confirm that consent with one tap (R5). It is still an ordinary slip,
-  // counted in this room, and refusing stays one tap away below.
+  // renderSeries lets a phone that consented earlier in the series
+  // confirm that consent with one tap (R5): the consent button says so.
+  // It is still an ordinary slip, counted in this room, and the two
+  // buttons stay two, of equal weight.
   function renderSeries() {
     var show = !!seriesDay && !!current && !!current.series && choice === 'none' && pending === null;
-    $('series-offer').hidden = !show;
-    if (!show) { return; }
+    if (!show) { K.fill($('consent-label'), 'phone.consent'); return; }
     var p = seriesDay.split('-');
-    var day = new Date(Number(p[0]), Number(p[1]) - 1, Number(p[2])).toLocaleDateString();
-    $('series-text').textContent = t('phone.series_text', { series: current.series, date: day });
-    $('series-button').textContent = t('phone.series_confirm', { date: day });
+    var day = new Date(Number(p[0]), Number(p[1]) - 1, Number(p[2])).toLocaleDateString(K.lang());
+    K.fill($('consent-label'), 'phone.series_consent', { date: day });
   }
 
   function onAck(m) {
@@ -372,7 +380,9 @@
   }
 
   function onTally(m) {
-    // Nobody is counted in a lecturer-only round: a count would mislead.
+    // Nobody is counted in a lecturer-only round, nor once the session is
+    // closed: a count would mislead.
+    if (stopped) { return; }
     $('tally').hidden = !!current && current.mode === 'lecturer-only';
     if (m.version !== undefined) { version = m.version; }
     if (m.headcount > 0) {
@@ -389,7 +399,7 @@
       case 'join-invalid':
       case 'join-required':
         stopped = true;
-        problem('phone.rejoin');
+        problem('phone.rejoin', { address: location.host + '/k' });
         say('phone.not_joined');
         hideSections($('problem'));
         if (ws) { ws.close(); }
@@ -442,16 +452,12 @@
   }
 
   $('consent').onclick = function () { choose('consent'); };
-  $('series-confirm').onclick = function () { choose('consent'); };
   $('refuse').onclick = function () { choose('refuse'); };
   $('leave').onclick = function () {
     leaving = true;
     if (joined) { send({ type: 'leave' }); }
   };
 
-  K.initSwitcher();
-  K.load(K.lang(), '', function () {
-    say('phone.connecting');
-    connect();
-  });
+  K.initSwitcher(renderSeries);
+  connect();
 })();
