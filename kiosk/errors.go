@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -12,14 +13,19 @@ import (
 
 var (
 	errUnauthorized = errors.New("lecturer token required")
-	errForbidden    = errors.New("request from another site")
-	errBadMessage   = errors.New("malformed message")
-	errHelloFirst   = errors.New("say hello first")
-	errRateLimited  = errors.New("too many messages")
-	errOnePhone     = errors.New("connection already speaks for another phone")
-	errSealRequired = errors.New("this connection seals; a frame in clear is refused")
-	errBadHost      = errors.New("not one of the kiosk's names")
-	errNotRelayed   = errors.New("not a phone path")
+	// errSignedOutAtClose is errUnauthorized while the session is closed:
+	// closing it ended every lecturer sign-in, and the pages say so
+	// instead of "no connection". That the session is closed is no secret:
+	// every phone is told.
+	errSignedOutAtClose = fmt.Errorf("%w: the session is closed", errUnauthorized)
+	errForbidden        = errors.New("request from another site")
+	errBadMessage       = errors.New("malformed message")
+	errHelloFirst       = errors.New("say hello first")
+	errRateLimited      = errors.New("too many messages")
+	errOnePhone         = errors.New("connection already speaks for another phone")
+	errSealRequired     = errors.New("this connection seals; a frame in clear is refused")
+	errBadHost          = errors.New("not one of the kiosk's names")
+	errNotRelayed       = errors.New("not a phone path")
 )
 
 // apiError is what a client is told about a failure: an HTTP status, a
@@ -39,6 +45,8 @@ func classify(err error) apiError {
 		return apiError{http.StatusRequestEntityTooLarge, "too-large", "request body over 64 KiB"}
 	case errors.Is(err, tally.ErrInvalid), errors.Is(err, errBadMessage):
 		return apiError{http.StatusBadRequest, "invalid", err.Error()}
+	case errors.Is(err, errSignedOutAtClose):
+		return apiError{http.StatusUnauthorized, "signed-out-at-close", "closing the session signed out every lecturer device; press Enter in the kiosk's terminal for a new sign-in link"}
 	case errors.Is(err, errUnauthorized):
 		return apiError{http.StatusUnauthorized, "unauthorized", "open a sign-in link from the kiosk's terminal (Enter prints a new one), or send Authorization: Bearer TOKEN"}
 	case errors.Is(err, errForbidden):

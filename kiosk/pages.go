@@ -129,8 +129,10 @@ func (as assets) handleStatic(w http.ResponseWriter, r *http.Request) {
 	a.serve(w, r, cc)
 }
 
-// assetRef finds the kiosk's own asset links in a page.
-var assetRef = regexp.MustCompile(`(src|href)="/static/([^"?]+)"`)
+// assetRef finds the kiosk's own asset links in a page, the relative
+// ../static/ ones too (the phone page uses them so that it works under a
+// relay's room prefix).
+var assetRef = regexp.MustCompile(`(src|href)="((?:\.\.)?/static/)([^"?]+)"`)
 
 // Language names in their own language, for the switchers.
 var autonyms = map[string]string{"en": "English", "nb": "Bokmål", "nn": "Nynorsk", "sv": "Svenska"}
@@ -229,11 +231,11 @@ func buildPage(spec pageSpec, as assets) preparedPage {
 	}
 	src = assetRef.ReplaceAllFunc(src, func(m []byte) []byte {
 		sub := assetRef.FindSubmatch(m)
-		a, ok := as[string(sub[2])]
+		a, ok := as[string(sub[3])]
 		if !ok {
-			panic("kiosk: page " + spec.name + " links to a missing /static/" + string(sub[2]))
+			panic("kiosk: page " + spec.name + " links to a missing /static/" + string(sub[3]))
 		}
-		return fmt.Appendf(nil, `%s="/static/%s?v=%s"`, sub[1], sub[2], a.hash)
+		return fmt.Appendf(nil, `%s="%s%s?v=%s"`, sub[1], sub[2], sub[3], a.hash)
 	})
 	src = bytes.ReplaceAll(src, []byte("{{languages}}"), []byte(langSwitcher()))
 	var names []langName

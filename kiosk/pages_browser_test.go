@@ -256,22 +256,25 @@ func TestBrowserConsoleApart(t *testing.T) {
 		t.Error("the projector view shows a paper count's split after it was sent")
 	}
 
-	// A refusal from the kiosk itself is put in plain words: after the
-	// session is closed, paper slips are refused as "closed".
+	// P: this window shows only the projector view; Escape comes back.
+	con.do(chromedp.Click(chromedp.ID("state-heading")), chromedp.KeyEvent("p"))
+	con.waitFor("the projector view", `location.pathname === '/' && document.getElementById('banner') !== null`)
+	con.do(chromedp.KeyEvent("\x1b"))
+	con.waitFor("the console again", `location.pathname === '/console'`)
+
+	// A refusal from the kiosk itself is put in plain words: closing the
+	// session signs the console out, and a paper count sent after it is
+	// refused as that, not as "no connection".
 	k.lecturer("POST", "/api/close", `{}`)
+	con.waitFor("the closed session", fmt.Sprintf(`document.getElementById('count-line').textContent === %q && document.getElementById('auth-problem').textContent === %q && !document.getElementById('auth-problem').hidden`, nb["con.count_closed"], nb["con.auth_closed"]))
 	con.do(chromedp.SendKeys(chromedp.ID("paper-consents"), "1"), chromedp.SendKeys(chromedp.ID("paper-refusals"), "0"), chromedp.Click(chromedp.CSS(`#paper-form button`)))
-	con.waitFor("the closed problem", fmt.Sprintf(`document.getElementById('paper-msg').textContent === %q`, nb["con.err.closed"]))
+	con.waitFor("the closed problem", fmt.Sprintf(`document.getElementById('paper-msg').textContent === %q`, nb["con.err.signed_out_at_close"]))
 	if body := eval[string](con, `document.body.innerText`); strings.Contains(body, "malformed") || strings.Contains(body, "HTTP ") {
 		t.Errorf("the console shows internal error text: %.300s", body)
 	}
 	con.checkAxe("after errors")
 	con.checkTargets("console")
 
-	// P: this window shows only the projector view; Escape comes back.
-	con.do(chromedp.Click(chromedp.ID("state-heading")), chromedp.KeyEvent("p"))
-	con.waitFor("the projector view", `location.pathname === '/' && document.getElementById('banner') !== null`)
-	con.do(chromedp.KeyEvent("\x1b"))
-	con.waitFor("the console again", `location.pathname === '/console'`)
 	con.checkClean(k.http.URL)
 }
 
@@ -338,8 +341,10 @@ func TestBrowserStatesSayOneThing(t *testing.T) {
 			proj.navigate(k.http.URL + "/?lang=" + l)
 			con.navigate(k.http.URL + "/console?lang=" + l)
 		}
-		proj.waitFor("closed, "+l, fmt.Sprintf(`document.getElementById('banner-reason').textContent === %q && document.getElementById('join').hidden && document.getElementById('typed').hidden && document.getElementById('count').textContent === %q`, cat["proj.reason.closed"], cat["proj.count_closed"]))
-		con.waitFor("closed, "+l, fmt.Sprintf(`document.getElementById('count-line').textContent === %q`, cat["con.count_closed"]))
+		// Closing signed the lecturer out; both pages still say the one
+		// true thing, closed, and how to start again.
+		proj.waitFor("closed, "+l, fmt.Sprintf(`document.getElementById('banner-reason').textContent === %q && document.getElementById('join').hidden && document.getElementById('typed').hidden && document.getElementById('count').textContent === %q && document.getElementById('auth-problem').textContent === %q`, cat["proj.reason.closed"], cat["proj.count_closed"], cat["proj.auth_closed"]))
+		con.waitFor("closed, "+l, fmt.Sprintf(`document.getElementById('count-line').textContent === %q && document.getElementById('auth-problem').textContent === %q`, cat["con.count_closed"], cat["con.auth_closed"]))
 		proj.checkAxe("closed")
 	}
 	phone.waitFor("closed", fmt.Sprintf(`document.getElementById('status').textContent === %q && document.getElementById('tally').hidden && document.getElementById('choose').hidden`, en["phone.closed"]))
@@ -389,7 +394,7 @@ func TestBrowserRecordPage(t *testing.T) {
 	if !regexpISO.MatchString(body) {
 		t.Errorf("record has no ISO 8601 time with an offset: %.400s", body)
 	}
-	for _, key := range []string{"phone.anonymous", "phone.no_consequence", "phone.withdraw"} {
+	for _, key := range []string{"phone.anonymous", "phone.no_consequence", "phone.withdraw", "rec.headcount_changes"} {
 		if !strings.Contains(body, en[key]) {
 			t.Errorf("record lacks the statement phones showed: %q", en[key])
 		}

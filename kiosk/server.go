@@ -248,7 +248,11 @@ func (s *Server) routes() http.Handler {
 func (s *Server) lecturer(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.auth.authorized(r) {
-			writeError(w, r, s.log, errUnauthorized)
+			err := errUnauthorized
+			if s.store.State().Closed {
+				err = errSignedOutAtClose
+			}
+			writeError(w, r, s.log, err)
 			return
 		}
 		if r.Method != http.MethodGet && !sameOrigin(r, s.originHost(r)) {

@@ -203,6 +203,15 @@ func TestCloseEndsSessions(t *testing.T) {
 	}
 	k.wantSignedIn("the browser that closed", a, false)
 	k.wantSignedIn("another browser", b, false)
+	// The pages are told why, so that they show the closed session rather
+	// than "no connection"; an unknown cookie on an open session is not.
+	if _, m := k.asBrowser("GET", "/api/state", a, ""); m["error"] != "signed-out-at-close" {
+		t.Errorf("GET /api/state after close = %v; want error signed-out-at-close", m)
+	}
+	k.lecturer("POST", "/api/round", `{"purpose":"Next lecture"}`)
+	if _, m := k.asBrowser("GET", "/api/state", a, ""); m["error"] != "unauthorized" {
+		t.Errorf("GET /api/state with an ended cookie in a new session = %v; want error unauthorized", m)
+	}
 	k.stop()
 	k2 := startKiosk(t, k.path)
 	k2.wantSignedIn("after close and restart", a, false)

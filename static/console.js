@@ -18,6 +18,7 @@
   var errorKeys = {
     'too-large': 'con.err.too_large',
     'unauthorized': 'con.err.unauthorized',
+    'signed-out-at-close': 'con.err.signed_out_at_close',
     'forbidden': 'con.err.forbidden',
     'closed': 'con.err.closed',
     'series-mismatch': 'con.err.series_mismatch',
@@ -83,8 +84,10 @@
     if (!filled && st.purpose) { fillFromRound(st); }
   }
 
-  function offline(status) {
-    K.state.renderBanner(null);
+  function offline(status, answer) {
+    var closed = K.state.signedOutAtClose(status, answer);
+    if (closed) { render({ closed: true }); } else { K.state.renderBanner(null); }
+    K.fill($('auth-problem'), closed ? 'con.auth_closed' : 'con.auth');
     $('auth-problem').hidden = status !== 401;
   }
 

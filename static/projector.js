@@ -50,8 +50,10 @@
 
   // offline: when the kiosk does not answer, the page must not keep showing
   // READY TO RECORD.
-  function offline(status) {
-    K.state.renderBanner(null);
+  function offline(status, answer) {
+    var closed = K.state.signedOutAtClose(status, answer);
+    if (closed) { render({ closed: true }); } else { K.state.renderBanner(null); }
+    K.fill($('auth-problem'), closed ? 'proj.auth_closed' : 'proj.auth');
     $('auth-problem').hidden = status !== 401;
   }
 

@@ -92,7 +92,7 @@
     return ul;
   }
 
-  // changes lists the headcount's changes, where the kiosk records them.
+  // changes lists every headcount set in the round, and when (R8).
   function changes(list) {
     var table = el('table');
     var head = el('tr');
@@ -102,8 +102,8 @@
     for (var i = 0; i < list.length; i++) {
       var c = list[i];
       var tr = el('tr');
-      tr.appendChild(el('td', null, when(c.at || c.time)));
-      tr.appendChild(el('td', null, c.headcount !== undefined ? c.headcount : c.to));
+      tr.appendChild(el('td', null, when(c.at)));
+      tr.appendChild(el('td', null, c.headcount));
       table.appendChild(tr);
     }
     return table;
@@ -158,16 +158,6 @@
           table.appendChild(tr);
         }
         sec.appendChild(table);
-      }
-      // Every headcount set in the round, and when (R8).
-      var changes = r.headcount_changes || [];
-      if (changes.length) {
-        sec.appendChild(el('h3', null, t('rec.headcounts')));
-        var ul = el('ul');
-        for (var h = 0; h < changes.length; h++) {
-          ul.appendChild(el('li', null, t('rec.headcount_at', { headcount: changes[h].headcount, at: when(changes[h].at) })));
-        }
-        sec.appendChild(ul);
       }
       sec.appendChild(el('h3', null, t('rec.notice')));
       sec.appendChild(notice(r));

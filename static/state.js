@@ -80,8 +80,8 @@
   }
 
   // watch long-polls /api/state: onState(st) for each new state,
-  // onOffline(status) when the kiosk does not answer or refuses the
-  // session (401), after which it keeps trying.
+  // onOffline(status, answer) when the kiosk does not answer or refuses
+  // the session (401), after which it keeps trying.
   function watch(onState, onOffline) {
     var version = '';
     function poll() {
@@ -89,7 +89,7 @@
       K.request('GET', '/api/state' + q, null, function (status, st) {
         if (status !== 200 || !st) {
           version = '';
-          onOffline(status);
+          onOffline(status, st);
           setTimeout(poll, status === 401 ? 5000 : 1000);
           return;
         }
@@ -101,5 +101,12 @@
     poll();
   }
 
-  K.state = { describe: describe, warnings: warnings, renderBanner: renderBanner, renderWarnings: renderWarnings, watch: watch };
+  // signedOutAtClose: the kiosk refused the session because closing the
+  // lecture's session ended every sign-in. The page then shows the closed
+  // state it knows to be true, not "no connection".
+  function signedOutAtClose(status, answer) {
+    return status === 401 && !!answer && answer.error === 'signed-out-at-close';
+  }
+
+  K.state = { describe: describe, warnings: warnings, renderBanner: renderBanner, renderWarnings: renderWarnings, watch: watch, signedOutAtClose: signedOutAtClose };
 })();
