@@ -258,7 +258,8 @@ func TestBrowserConsoleApart(t *testing.T) {
 
 	// P: this window shows only the projector view; Escape comes back.
 	con.do(chromedp.Click(chromedp.ID("state-heading")), chromedp.KeyEvent("p"))
-	con.waitFor("the projector view", `location.pathname === '/' && document.getElementById('banner') !== null`)
+	// Escape is heard once the projector's script has set its key handler.
+	con.waitFor("the projector view", `location.pathname === '/' && document.onkeydown !== null`)
 	con.do(chromedp.KeyEvent("\x1b"))
 	con.waitFor("the console again", `location.pathname === '/console'`)
 
