@@ -50,8 +50,9 @@ const (
 	// maxFrameSize: the largest real message is a sealed hello of about 480
 	// bytes; 4 KiB leaves room for extensions and refuses anything else.
 	maxFrameSize = 4096
-	// sendQueue: per-phone messages waiting to be written. A phone whose
-	// queue is full is too slow and is dropped; it reconnects by itself.
+	// sendQueue: per-phone messages waiting to be written, in each of the
+	// two queues. A phone whose queue of news is full is too slow and is
+	// dropped; it reconnects by itself. Its queue of replies never drops.
 	sendQueue = 16
 	// storeWait bounds how long a phone's message waits for the disk.
 	storeWait = 15 * time.Second
@@ -68,9 +69,11 @@ type client struct {
 	hub       *hub
 	srv       *Server
 	conn      *websocket.Conn
-	send      chan []byte
+	send      chan []byte // news from the hub: dropped when full
+	replies   chan []byte // answers to the phone's own messages
 	tallyWake chan struct{}
 	done      chan struct{} // closed when the reader returns
+	wrote     chan struct{} // closed when the writer returns
 	joined    atomic.Bool
 	limiter   *rate.Limiter
 	challenge []byte // random per connection; bound into every sealed frame
@@ -81,11 +84,25 @@ type client struct {
 	lastSeq uint32 // the last sealed frame's seq; the next must be higher
 }
 
+// queue is for news the hub sends: it never waits, so one slow phone
+// cannot hold up the room.
 func (c *client) queue(msg []byte) {
 	select {
 	case c.send <- msg:
 	default:
 		c.conn.Close() // too slow: drop it; the reader then cleans up
+	}
+}
+
+// reply is for answers to the phone's own messages. It waits for room, so
+// the reader reads nothing more until the writer has caught up: a phone
+// that sends a burst slows itself down (TCP pushes back) instead of losing
+// its connection. A phone that reads nothing is dropped by the writer's
+// deadline, which ends the wait.
+func (c *client) reply(msg []byte) {
+	select {
+	case c.replies <- msg:
+	case <-c.wrote:
 	}
 }
 
@@ -173,7 +190,7 @@ func (c *client) decode(data []byte) (phoneMessage, *Opened, error) {
 // answer sends the answer to one message: sealed if the message was.
 func (c *client) answer(sealed *Opened, msg []byte) {
 	if sealed == nil {
-		c.queue(msg)
+		c.reply(msg)
 		return
 	}
 	b, err := sealed.SealReply(msg)
@@ -181,7 +198,7 @@ func (c *client) answer(sealed *Opened, msg []byte) {
 		c.srv.log.Error("seal answer", "err", err)
 		return
 	}
-	c.queue(b)
+	c.reply(b)
 }
 
 func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
@@ -205,7 +222,7 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 		c.joined.Store(true)
 		c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.pongWait))
 		st := store.State()
-		c.queue(newRoundMessage(st))
+		c.reply(newRoundMessage(st))
 		c.answer(sealed, ackFrame(slip))
 		if slip.SeriesDay != "" && slip.Round == st.Round.ID {
 			// Sealed like the ack: on an open network it would tell a
@@ -229,7 +246,7 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 		if err != nil {
 			c.answer(sealed, errorFrame(err))
 			if errors.Is(err, tally.ErrStaleRound) {
-				c.queue(newRoundMessage(store.State()))
+				c.reply(newRoundMessage(store.State()))
 			}
 			return
 		}
@@ -275,7 +292,7 @@ func (c *client) sendError(err error) {
 	if classify(err).status == 500 {
 		c.srv.log.Error("phone message failed", "err", err)
 	}
-	c.queue(errorFrame(err))
+	c.reply(errorFrame(err))
 }
 
 // errorFrame encodes err as a websocket error message short enough to be
@@ -295,6 +312,7 @@ func (c *client) writeLoop() {
 	ping := time.NewTicker(lim.pingPeriod)
 	defer func() {
 		ping.Stop()
+		close(c.wrote)
 		c.conn.Close()
 	}()
 	for {
@@ -302,6 +320,12 @@ func (c *client) writeLoop() {
 		// Acks and errors go before tallies: a phone waiting to hear that
 		// its slip counted should not wait behind a count it will see anyway.
 		select {
+		case msg := <-c.replies:
+			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
+			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return
+			}
+			continue
 		case msg := <-c.send:
 			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
 			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
@@ -311,6 +335,9 @@ func (c *client) writeLoop() {
 		default:
 		}
 		select {
+		case msg := <-c.replies:
+			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
+			err = c.conn.WriteMessage(websocket.TextMessage, msg)
 		case msg := <-c.send:
 			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
 			err = c.conn.WriteMessage(websocket.TextMessage, msg)

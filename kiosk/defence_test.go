@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -170,6 +171,57 @@ func TestPerConnectionRateLimit(t *testing.T) {
 	}
 	if limited == 0 {
 		t.Errorf("%d messages at once were all taken; want some rate-limited", defaultLimits.msgBurst+10)
+	}
+}
+
+// TestBurstBeforeReadingKeepsTheConnection: a phone that sends a burst and
+// reads its answers only afterwards is slowed down, not dropped. Its
+// receive buffer is made tiny, so the kiosk's writer stalls after a few
+// answers whatever the machine's speed; answers to a phone's own messages
+// must then wait for room rather than overflow the send queue.
+func TestBurstBeforeReadingKeepsTheConnection(t *testing.T) {
+	k := newTestKiosk(t)
+	k.setHeadcount(1)
+	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err == nil {
+			c.(*net.TCPConn).SetReadBuffer(1024)
+		}
+		return c, err
+	}}
+	conn, _, err := d.Dial("ws"+strings.TrimPrefix(k.http.URL, "http")+"/ws", http.Header{"Origin": {k.http.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	p := &testPhone{t: t, conn: conn, device: strings.Repeat("b", 32)}
+	p.hello(k.joinToken())
+	p.expect("ack")
+	const burst = 400
+	sent := make(chan error, 1)
+	go func() {
+		for i := range burst {
+			if err := conn.WriteJSON(map[string]string{"type": "slip", "choice": []string{"consent", "refuse"}[i%2]}); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	// Read nothing until the kiosk's writer has surely stalled.
+	time.Sleep(500 * time.Millisecond)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for n := 0; n < burst; {
+		var m map[string]any
+		if err := conn.ReadJSON(&m); err != nil {
+			t.Fatalf("after %d of %d answers: %v; want the connection kept", n, burst, err)
+		}
+		if m["type"] == "ack" || m["type"] == "error" {
+			n++
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -295,8 +295,10 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		srv:       s,
 		conn:      conn,
 		send:      make(chan []byte, sendQueue),
+		replies:   make(chan []byte, sendQueue),
 		tallyWake: make(chan struct{}, 1),
 		done:      make(chan struct{}),
+		wrote:     make(chan struct{}),
 		limiter:   rate.NewLimiter(s.limits.msgRate, s.limits.msgBurst),
 		challenge: make([]byte, ChallengeLen),
 	}
