@@ -211,7 +211,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		o.maxPhones = max(phones, 1)
 	}
 
-	store, err := tally.Open(ctx, o.data, tally.Options{Retention: o.retention})
+	store, err := tally.Open(ctx, o.data, tally.Options{Retention: o.retention, Log: log})
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,9 @@ func startKioskBehind(t testing.TB, path string, wrap func(http.Handler) http.Ha
 func startKioskClocked(t testing.TB, path string, wrap func(http.Handler) http.Handler, storeClock bool) *testKiosk {
 	t.Helper()
 	clk := &clock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	var opts tally.Options
+	// A failed commit is retried at once, so that no test waits out the
+	// real interval.
+	opts := tally.Options{FaultRetry: 50 * time.Millisecond}
 	if storeClock {
 		opts.Now = clk.Now
 	}

@@ -40,7 +40,7 @@ func (c *testClock) Advance(d time.Duration) {
 // openAt opens the store at path with clk, closing it when the test ends.
 func openAt(t testing.TB, path string, clk *testClock) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), path, Options{Now: clk.Now, Retention: 30 * 24 * time.Hour})
+	s, err := Open(context.Background(), path, Options{Now: clk.Now, Retention: 30 * 24 * time.Hour, FaultRetry: testFaultRetry})
 	if err != nil {
 		t.Fatalf("Open(%q) = %v", path, err)
 	}
@@ -622,7 +622,7 @@ func TestFaultEndsInterval(t *testing.T) {
 	}
 	clk.Advance(time.Minute)
 	mustDo(t, execOnWriter(s, `PRAGMA query_only = 0`))
-	waitFor(t, s, 3*faultRetry, func(st State) bool { return st.Unlocked })
+	waitFor(t, s, 100*testFaultRetry, func(st State) bool { return st.Unlocked })
 	got := record(t, s, r.ID).Intervals
 	if len(got) != 2 || got[0].Why != EndFault || !got[0].End.Equal(time.Date(2026, 9, 1, 10, 1, 0, 0, time.UTC)) || got[1].End != nil {
 		t.Errorf("intervals = %+v; want one ended by fault at 10:01, then one open", got)

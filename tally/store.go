@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -39,9 +40,9 @@ const (
 	// waits for it: locks are published first.
 	busyTimeoutMS = 5000
 
-	// faultRetry is how often a store that could not commit tries again, so
-	// that the kiosk recovers by itself once the disk does.
-	faultRetry = 2 * time.Second
+	// DefaultFaultRetry is how often a store that could not commit tries
+	// again, so that the kiosk recovers by itself once the disk does.
+	DefaultFaultRetry = 2 * time.Second
 )
 
 // Choice is what a slip says.
@@ -137,6 +138,11 @@ type Options struct {
 	// Rand is where the store's keys come from. Defaults to crypto/rand;
 	// tests that compare database files byte for byte set a fixed stream.
 	Rand io.Reader
+	// Log receives the store's faults and recoveries. Nil discards them.
+	Log *slog.Logger
+	// FaultRetry is how often a store that could not commit tries again.
+	// Zero means DefaultFaultRetry; tests set it short.
+	FaultRetry time.Duration
 }
 
 // DefaultRetention is about one semester: the routines keep a recording
@@ -171,6 +177,8 @@ type Store struct {
 	retention  time.Duration
 	purgeEvery time.Duration
 	rand       io.Reader
+	log        *slog.Logger
+	faultRetry time.Duration
 	kioskKey   []byte
 	boot       uint64
 
@@ -319,6 +327,8 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 		retention:  opt.Retention,
 		purgeEvery: opt.PurgeEvery,
 		rand:       opt.Rand,
+		log:        opt.Log,
+		faultRetry: opt.FaultRetry,
 		reqs:       make(chan *request, maxBatch),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -330,6 +340,12 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	}
 	if s.rand == nil {
 		s.rand = rand.Reader
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.faultRetry <= 0 {
+		s.faultRetry = DefaultFaultRetry
 	}
 	if s.retention <= 0 {
 		s.retention = DefaultRetention

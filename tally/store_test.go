@@ -12,6 +12,10 @@ import (
 // openStore opens a store on a fresh SQLite file in t.TempDir, with a round
 // that has a purpose, and closes it when the test ends. It returns the path
 // so a test can reopen it.
+// testFaultRetry: a store in a test retries a failed commit this often, so
+// that no test waits out the real interval.
+const testFaultRetry = 50 * time.Millisecond
+
 func openStore(t testing.TB) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "kiosk.db")
@@ -24,7 +28,7 @@ func openStore(t testing.TB) (*Store, string) {
 
 func reopen(t testing.TB, path string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), path, Options{})
+	s, err := Open(context.Background(), path, Options{FaultRetry: testFaultRetry})
 	if err != nil {
 		t.Fatalf("Open(%q) = %v", path, err)
 	}
@@ -392,7 +396,7 @@ func TestStorageFaultLocks(t *testing.T) {
 	}
 
 	mustDo(t, execOnWriter(s, `PRAGMA query_only = 0`))
-	st := waitFor(t, s, 3*faultRetry, func(st State) bool { return !st.Fault })
+	st := waitFor(t, s, 100*testFaultRetry, func(st State) bool { return !st.Fault })
 	// The refusal that failed was held and is now durable: still locked.
 	if st.Unlocked || st.Reason != ReasonRefused {
 		t.Errorf("after recovery: %+v; want locked, refused (the held withdrawal)", st)

@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"modernc.org/sqlite"
@@ -538,7 +537,7 @@ func (s *Store) writer() {
 			flushAgain = time.After(flushRetry)
 		}
 		if s.mem.fault && retry == nil {
-			retry = time.After(faultRetry)
+			retry = time.After(s.faultRetry)
 		}
 	}
 }
@@ -627,7 +626,7 @@ func (s *Store) runLecturer(r *request) {
 	apply()
 	if r.checkpoint {
 		if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-			slog.Warn("checkpoint after deleting failed; deleted rows stay in the WAL file until the next checkpoint", "err", err)
+			s.log.Warn("checkpoint after deleting failed; deleted rows stay in the WAL file until the next checkpoint", "err", err)
 		}
 	}
 	finish(nil)
@@ -660,7 +659,7 @@ func (s *Store) endOnStop() {
 		}
 	}
 	if err != nil {
-		slog.Error("could not record the end of the session's last changes; the next start waits for the phones and the record says the interval was interrupted", "err", err)
+		s.log.Error("could not record the end of the session's last changes; the next start waits for the phones and the record says the interval was interrupted", "err", err)
 	}
 }
 
@@ -1222,7 +1221,7 @@ func (s *Store) flush() bool {
 // storageFailed locks the kiosk until a write succeeds again (R10).
 func (s *Store) storageFailed(err error) {
 	if !s.mem.fault {
-		slog.Error("storage failed; the kiosk is locked until a write succeeds", "err", err)
+		s.log.Error("storage failed; the kiosk is locked until a write succeeds", "err", err)
 		if s.mem.iv.open && s.mem.iv.endWhy == "" {
 			s.mem.faultAt = s.now()
 		}
@@ -1271,6 +1270,6 @@ func (s *Store) recover() {
 			return
 		}
 	}
-	slog.Info("storage works again")
+	s.log.Info("storage works again")
 	s.publish()
 }
