@@ -1,0 +1,35 @@
+// Package tally is the kiosk's domain: rounds, the phones' slips, paper
+// slips, series, the unlock rule and what of it is kept on disk. The
+// kiosk package turns HTTP and websockets into calls on a Store; nothing
+// here knows about either.
+//
+// Where to look:
+//
+//   - rule.go: Decide, the unlock rule, a pure function of Counts (R1, R2).
+//   - store.go: Open, Options, State and the subscription to changes.
+//   - writer.go: the one goroutine that owns the in-memory state and the
+//     database, and every operation it runs.
+//   - record.go: the accountability record (R8) and the retention (R9).
+//   - sessions.go: lecturer sign-ins, stored as hashes.
+//   - reach.go: phones that lost their way to the kiosk (the relay).
+//   - notice.go: the notice's fields and its templates.
+//
+// The invariants every change must keep (docs/SECURITY.md has the tests
+// that prove them):
+//
+//   - Choices live in memory only. The database and its WAL hold that a
+//     phone (by a keyed hash) has a slip in a round, never what it says,
+//     the split, or the order of changes of mind (R6, R7). After a restart
+//     the kiosk is locked with reason restarted until every phone that
+//     held a slip has reported again, or the lecturer lets them go.
+//   - A lock is published before any I/O. A withdrawal, a refusal, a
+//     raised headcount or a fault locks at once, whatever the disk does;
+//     only an unlock may wait for a commit (R2, R10).
+//   - An ack waits for what must be durable: a phone's first slip in a
+//     round is acknowledged once its record is committed; a change of mind
+//     touches no disk and is acknowledged at once.
+//   - Any doubt means locked: a fault, a restart, an unreachable kiosk
+//     (R10).
+//
+// Requirement numbers (R1–R10) are defined in docs/REQUIREMENTS.md.
+package tally
