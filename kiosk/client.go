@@ -262,7 +262,7 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 // valid join token and a share of the kiosk's join rate, so that no script
 // can register phones without bound.
 func (s *Server) joinPhone(ctx context.Context, m phoneMessage) (tally.Slip, error) {
-	slip, err := s.store.Join(ctx, m.Device, false)
+	slip, err := s.store.Rejoin(ctx, m.Device)
 	if !errors.Is(err, tally.ErrUnknownPhone) {
 		return slip, err
 	}
@@ -275,7 +275,7 @@ func (s *Server) joinPhone(ctx context.Context, m phoneMessage) (tally.Slip, err
 	if !s.newPhones.Allow() {
 		return slip, errRateLimited
 	}
-	return s.store.Join(ctx, m.Device, true)
+	return s.store.Admit(ctx, m.Device)
 }
 
 // ackFrame encodes an ack so that its length does not depend on the choice:

@@ -146,7 +146,7 @@ func unlock(t *testing.T, s *tally.Store, n int) []string {
 	}
 	p := phones(n)
 	for _, secret := range p {
-		if _, err := s.Join(ctx, secret, true); err != nil {
+		if _, err := s.Admit(ctx, secret); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Cast(ctx, secret, tally.ChoiceConsent, 0); err != nil {

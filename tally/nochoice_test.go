@@ -113,7 +113,7 @@ func playSession(t *testing.T, script sessionScript) []files {
 	// the phones say, so the record is the same in every run.
 	mustDo(t, s.SetHeadcount(ctx, 10))
 	for _, i := range script.order {
-		must[Slip](t)(s.Join(ctx, phone(i), true))
+		must[Slip](t)(s.Admit(ctx, phone(i)))
 		must[Slip](t)(s.Cast(ctx, phone(i), script.first[i], 0))
 	}
 	settle()
@@ -179,7 +179,7 @@ func TestMigrationForgetsChoices(t *testing.T) {
 	s, path := openStore(t)
 	mustDo(t, s.SetHeadcount(ctx, 3))
 	castAll(t, s, 2, ChoiceConsent)
-	must[Slip](t)(s.Join(ctx, phone(5), true)) // joined, never answered
+	must[Slip](t)(s.Admit(ctx, phone(5))) // joined, never answered
 	round := s.State().Round.ID
 	s.Close()
 

@@ -164,7 +164,7 @@ func TestPaperSlipsCountButOnlyTheirTotalIsKept(t *testing.T) {
 		t.Errorf("after restart: %+v; want restarted, the 1 paper slip missing and still received", st)
 	}
 	for i := range 2 {
-		must[Slip](t)(s.Join(ctx, phone(i), false))
+		must[Slip](t)(s.Rejoin(ctx, phone(i)))
 		must[Slip](t)(s.Cast(ctx, phone(i), ChoiceConsent, 0))
 	}
 	if st := s.State(); st.Reason != ReasonRestarted {
@@ -216,7 +216,7 @@ func TestSlipsNeedAPurpose(t *testing.T) {
 	ctx := context.Background()
 	s := reopen(t, filepath.Join(t.TempDir(), "kiosk.db")) // a new kiosk: no round described yet
 	mustDo(t, s.SetHeadcount(ctx, 1))
-	must[Slip](t)(s.Join(ctx, phone(0), true))
+	must[Slip](t)(s.Admit(ctx, phone(0)))
 	if _, err := s.Cast(ctx, phone(0), ChoiceConsent, 0); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a slip before any purpose = %v; want ErrInvalid", err)
 	}
@@ -247,7 +247,7 @@ func TestRecordIntervals(t *testing.T) {
 	mustDo(t, s.SetPaper(ctx, 1, 0))
 	clk.Advance(time.Minute)
 	must[Slip](t)(s.Leave(ctx, phone(0))) // a phone leaving is a slip change too
-	must[Slip](t)(s.Join(ctx, phone(0), true))
+	must[Slip](t)(s.Admit(ctx, phone(0)))
 	must[Slip](t)(s.Cast(ctx, phone(0), ChoiceConsent, 0))
 	clk.Advance(time.Minute)
 	second := must[Round](t)(s.NewRound(ctx, RoundSpec{Purpose: "Another purpose"}))
@@ -300,7 +300,7 @@ func TestRecordStoppedAndInterrupted(t *testing.T) {
 	clk.Advance(time.Minute)
 	s = openAt(t, path, clk) // restarted: locked until the phone reports
 	report := func(s *Store) {
-		must[Slip](t)(s.Join(ctx, phone(0), false))
+		must[Slip](t)(s.Rejoin(ctx, phone(0)))
 		must[Slip](t)(s.Cast(ctx, phone(0), ChoiceConsent, 0)) // a new interval starts
 	}
 	report(s)
@@ -349,7 +349,7 @@ func TestRecordHoldsNoSplit(t *testing.T) {
 	s, _ := openStore(t)
 	mustDo(t, s.SetHeadcount(ctx, 3))
 	castAll(t, s, 2, ChoiceConsent)
-	must[Slip](t)(s.Join(ctx, phone(7), true))
+	must[Slip](t)(s.Admit(ctx, phone(7)))
 	must[Slip](t)(s.Cast(ctx, phone(7), ChoiceRefuse, 0))
 	mustDo(t, s.SetPaper(ctx, 2, 1))
 	round := s.State().Round.ID
@@ -408,10 +408,10 @@ func TestSeriesRemembersConsentOnlyFromAllConsentRounds(t *testing.T) {
 	clk.Advance(7 * 24 * time.Hour)
 	must[Round](t)(s.NewRound(ctx, seriesSpec("INF100")))
 	mustDo(t, s.SetHeadcount(ctx, 3))
-	if slip := must[Slip](t)(s.Join(ctx, phone(0), true)); slip.SeriesDay != "2026-09-01" || slip.Choice != ChoiceNone {
+	if slip := must[Slip](t)(s.Admit(ctx, phone(0))); slip.SeriesDay != "2026-09-01" || slip.Choice != ChoiceNone {
 		t.Errorf("Join of a phone that consented in session 1 = %+v; want series day 2026-09-01 and no slip yet", slip)
 	}
-	if slip := must[Slip](t)(s.Join(ctx, phone(5), true)); slip.SeriesDay != "" {
+	if slip := must[Slip](t)(s.Admit(ctx, phone(5))); slip.SeriesDay != "" {
 		t.Errorf("Join of a new phone = %+v; want no series day", slip)
 	}
 	if st := s.State(); st.Received != 0 {
@@ -419,7 +419,7 @@ func TestSeriesRemembersConsentOnlyFromAllConsentRounds(t *testing.T) {
 	}
 	// One refuses: the round ends locked and nothing new is remembered.
 	must[Slip](t)(s.Cast(ctx, phone(0), ChoiceConsent, 0))
-	must[Slip](t)(s.Join(ctx, phone(1), true))
+	must[Slip](t)(s.Admit(ctx, phone(1)))
 	must[Slip](t)(s.Cast(ctx, phone(1), ChoiceConsent, 0))
 	must[Slip](t)(s.Cast(ctx, phone(5), ChoiceRefuse, 0))
 	mustDo(t, s.CloseSession(ctx))
@@ -461,7 +461,7 @@ func TestSeriesRemembersConsentOnlyFromAllConsentRounds(t *testing.T) {
 		t.Errorf("EndSeries twice = %v; want ErrNotFound", err)
 	}
 	must[Round](t)(s.NewRound(ctx, seriesSpec("INF100")))
-	if slip := must[Slip](t)(s.Join(ctx, phone(0), true)); slip.SeriesDay != "" {
+	if slip := must[Slip](t)(s.Admit(ctx, phone(0))); slip.SeriesDay != "" {
 		t.Errorf("Join after the series ended = %+v; want no series day", slip)
 	}
 }

@@ -61,7 +61,7 @@ func castAll(t testing.TB, s *Store, n int, choice Choice) {
 	t.Helper()
 	ctx := context.Background()
 	for i := range n {
-		must[Slip](t)(s.Join(ctx, phone(i), true))
+		must[Slip](t)(s.Admit(ctx, phone(i)))
 		must[Slip](t)(s.Cast(ctx, phone(i), choice, 0))
 	}
 }
@@ -82,7 +82,7 @@ func TestStoreRestartWaitsForPhones(t *testing.T) {
 	must[Round](t)(s.NewRound(ctx, RoundSpec{Purpose: "lecture video", Notice: "voice only"}))
 	mustDo(t, s.SetHeadcount(ctx, 3))
 	castAll(t, s, 3, ChoiceConsent)
-	must[Slip](t)(s.Join(ctx, phone(9), true)) // joined, no slip
+	must[Slip](t)(s.Admit(ctx, phone(9))) // joined, no slip
 	before := s.State()
 	if !before.Unlocked || before.Issued != 4 || before.Received != 3 {
 		t.Fatalf("before restart: %+v; want unlocked, 4 issued, 3 received", before)
@@ -99,10 +99,10 @@ func TestStoreRestartWaitsForPhones(t *testing.T) {
 	if !sameTally(after, want) {
 		t.Errorf("after restart state = %+v;\nwant %+v", after, want)
 	}
-	if _, err := s2.Join(ctx, phone(9), false); err != ErrUnknownPhone {
+	if _, err := s2.Rejoin(ctx, phone(9)); err != ErrUnknownPhone {
 		t.Errorf("rejoin without a token by a phone that held no slip = %v; want ErrUnknownPhone", err)
 	}
-	if got := must[Slip](t)(s2.Join(ctx, phone(0), false)); got.Choice != ChoiceNone {
+	if got := must[Slip](t)(s2.Rejoin(ctx, phone(0))); got.Choice != ChoiceNone {
 		t.Errorf("rejoin without a token by a phone holding a slip = %v; want none: the kiosk kept no choice", got.Choice)
 	}
 	if after.Version == before.Version {
@@ -133,13 +133,13 @@ func TestReleaseMissing(t *testing.T) {
 	castAll(t, s, 2, ChoiceConsent)
 	s.Close()
 	s = reopen(t, path)
-	must[Slip](t)(s.Join(ctx, phone(0), false))
+	must[Slip](t)(s.Rejoin(ctx, phone(0)))
 	must[Slip](t)(s.Cast(ctx, phone(0), ChoiceConsent, 0))
 	mustDo(t, s.ReleaseMissing(ctx))
 	if st := s.State(); st.Reason != ReasonWaiting || st.Missing != 0 || st.Received != 1 || st.Issued != 1 {
 		t.Errorf("after release: %+v; want waiting, 1 received, 1 phone", st)
 	}
-	if _, err := s.Join(ctx, phone(1), false); err != ErrUnknownPhone {
+	if _, err := s.Rejoin(ctx, phone(1)); err != ErrUnknownPhone {
 		t.Errorf("rejoin by a released phone = %v; want ErrUnknownPhone", err)
 	}
 	var n int
@@ -200,16 +200,16 @@ func TestNoticeHashBindsPurposeAndNotice(t *testing.T) {
 func TestJoinRules(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openStore(t)
-	if _, err := s.Join(ctx, phone(1), false); err != ErrUnknownPhone {
+	if _, err := s.Rejoin(ctx, phone(1)); err != ErrUnknownPhone {
 		t.Errorf("Join without a token by a new phone = %v; want ErrUnknownPhone", err)
 	}
 	if _, err := s.Cast(ctx, phone(1), ChoiceConsent, 0); err != ErrUnknownPhone {
 		t.Errorf("Cast by a phone that never joined = %v; want ErrUnknownPhone", err)
 	}
-	must[Slip](t)(s.Join(ctx, phone(1), true))
+	must[Slip](t)(s.Admit(ctx, phone(1)))
 	must[Slip](t)(s.Cast(ctx, phone(1), ChoiceConsent, 0))
 	// Reconnecting needs no fresh token, and reports the slip held.
-	got := must[Slip](t)(s.Join(ctx, phone(1), false))
+	got := must[Slip](t)(s.Rejoin(ctx, phone(1)))
 	if got.Choice != ChoiceConsent {
 		t.Errorf("rejoin slip = %v; want consent", got.Choice)
 	}
@@ -299,7 +299,7 @@ func TestCloseSessionDeletesDeviceData(t *testing.T) {
 	if string(keyAfter) == string(keyBefore) {
 		t.Error("device key unchanged by close; hashes of the next session could be linked to this one")
 	}
-	if _, err := s.Join(ctx, phone(0), true); err != ErrClosed {
+	if _, err := s.Admit(ctx, phone(0)); err != ErrClosed {
 		t.Errorf("Join while closed = %v; want ErrClosed", err)
 	}
 	if err := s.SetHeadcount(ctx, 2); err != ErrClosed {
@@ -347,7 +347,7 @@ func TestConcurrentSlipsAllCount(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.Join(ctx, phone(i), true); err != nil {
+			if _, err := s.Admit(ctx, phone(i)); err != nil {
 				errs <- err
 				return
 			}
@@ -379,7 +379,7 @@ func TestStorageFaultLocks(t *testing.T) {
 	s, _ := openStore(t)
 	mustDo(t, s.SetHeadcount(ctx, 2))
 	castAll(t, s, 1, ChoiceConsent)
-	must[Slip](t)(s.Join(ctx, phone(1), true))
+	must[Slip](t)(s.Admit(ctx, phone(1)))
 	mustDo(t, execOnWriter(s, `PRAGMA query_only = 1`))
 
 	if _, err := s.Cast(ctx, phone(1), ChoiceRefuse, 0); err != ErrStorage {
@@ -433,7 +433,7 @@ func waitFor(t testing.TB, s *Store, timeout time.Duration, ok func(State) bool)
 func BenchmarkCastSequential(b *testing.B) {
 	ctx := context.Background()
 	s, _ := openStore(b)
-	must[Slip](b)(s.Join(ctx, phone(0), true))
+	must[Slip](b)(s.Admit(ctx, phone(0)))
 	choices := []Choice{ChoiceConsent, ChoiceRefuse}
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -448,7 +448,7 @@ func BenchmarkCastConcurrent(b *testing.B) {
 	s, _ := openStore(b)
 	const phones = 64
 	for i := range phones {
-		must[Slip](b)(s.Join(ctx, phone(i), true))
+		must[Slip](b)(s.Admit(ctx, phone(i)))
 	}
 	choices := []Choice{ChoiceConsent, ChoiceRefuse}
 	var next sync.Mutex
@@ -476,7 +476,7 @@ func BenchmarkFirstSlip(b *testing.B) {
 	ctx := context.Background()
 	s, _ := openStore(b)
 	for i := 0; b.Loop(); i++ {
-		must[Slip](b)(s.Join(ctx, phone(i), true))
+		must[Slip](b)(s.Admit(ctx, phone(i)))
 		must[Slip](b)(s.Cast(ctx, phone(i), ChoiceConsent, 0))
 	}
 }

@@ -27,7 +27,7 @@ type request struct {
 	kind   opKind
 	secret string   // phone ops: the device secret, hashed by the writer
 	device DeviceID // set by the writer
-	fresh  bool     // opJoin: the phone showed a valid join token
+	admit  bool     // opJoin: a new phone may join (it showed a valid join token)
 	choice Choice   // opCast
 	round  int64    // opCast: the round the phone was shown; 0 means current
 
@@ -59,13 +59,19 @@ type result struct {
 	err  error
 }
 
-// Join registers a phone in the session. A phone already in the session may
-// join again without a fresh token (after a reconnect or a QR rotation);
-// a new phone needs fresh, meaning it showed a valid join token. It returns
-// the phone's current slip and, when the round belongs to a series in which
-// the phone consented before, the day of that consent (R5).
-func (s *Store) Join(ctx context.Context, secret string, fresh bool) (Slip, error) {
-	return s.submit(ctx, &request{kind: opJoin, secret: secret, fresh: fresh})
+// Rejoin lets a phone already in the session join again, without a join
+// token (after a reconnect or a QR rotation); a phone the session does not
+// know gets ErrUnknownPhone. It returns the phone's current slip and, when
+// the round belongs to a series in which the phone consented before, the
+// day of that consent (R5).
+func (s *Store) Rejoin(ctx context.Context, secret string) (Slip, error) {
+	return s.submit(ctx, &request{kind: opJoin, secret: secret})
+}
+
+// Admit registers a phone in the session, new or known; the caller has
+// checked that it showed a valid join token. It returns what Rejoin does.
+func (s *Store) Admit(ctx context.Context, secret string) (Slip, error) {
+	return s.submit(ctx, &request{kind: opJoin, secret: secret, admit: true})
 }
 
 // Cast records a joined phone's choice for round (0: the current round);
@@ -771,7 +777,7 @@ func (o *overlay) apply(r *request) (Slip, error) {
 	switch r.kind {
 	case opJoin:
 		if ps == phoneGone {
-			if !r.fresh {
+			if !r.admit {
 				return Slip{}, ErrUnknownPhone
 			}
 			o.phones[d] = phoneJoined
