@@ -256,7 +256,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	if o.relayURL != "" {
 		// The room key comes from the store's key, so the room keeps its
 		// address across restarts and phones find the kiosk again.
-		link = &relay.Link{URL: o.relayURL, Token: o.relayToken, Key: store.Key("relay-room"), Logger: log}
+		link = &relay.Link{URL: o.relayURL, Token: o.relayToken, Key: store.DeriveKey("relay-room"), Logger: log}
 		phoneURL = link.RoomURL()
 		// Locked until the relay is reached: phones cannot withdraw before.
 		store.SetUnreachable(ctx, true)

@@ -45,7 +45,7 @@ func TestBrowserPhoneThroughRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	link := &relay.Link{URL: "http://" + relayAddr, Token: relayToken, Key: store.Key("relay-room"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	link := &relay.Link{URL: "http://" + relayAddr, Token: relayToken, Key: store.DeriveKey("relay-room"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	srv := New(Config{Store: store, AdminToken: testToken, PublicURL: "http://127.0.0.1:1", PhoneURL: link.RoomURL()})
 
 	viaRelay := &http.Server{Handler: srv.RelayHandler()}

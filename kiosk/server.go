@@ -140,7 +140,7 @@ func New(cfg Config) *Server {
 		recorder:  cfg.Recorder,
 		log:       cfg.Logger,
 		auth:      newLecturerAuth(cfg.AdminToken, cfg.Store, cfg.Now, cfg.Logger),
-		join:      joinTokens{key: cfg.Store.Key("join-token"), now: cfg.Now},
+		join:      joinTokens{key: cfg.Store.DeriveKey("join-token"), now: cfg.Now},
 		hub:       newHub(cfg.Store, cfg.Logger),
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		maxPhones: cfg.MaxPhones,

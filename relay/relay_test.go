@@ -100,7 +100,7 @@ func startKiosk(t testing.TB, relayURL, token string) *testKiosk {
 	if err != nil {
 		t.Fatal(err)
 	}
-	link := &relay.Link{URL: relayURL, Token: token, Key: store.Key("relay-room"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	link := &relay.Link{URL: relayURL, Token: token, Key: store.DeriveKey("relay-room"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	store.SetUnreachable(context.Background(), true)
 	direct := httptest.NewUnstartedServer(nil)
 	srv := kiosk.New(kiosk.Config{Store: store, AdminToken: adminToken, PublicURL: "http://" + direct.Listener.Addr().String(), PhoneURL: link.RoomURL()})
@@ -600,7 +600,7 @@ func TestRoomKeepsItsAddress(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer store.Close()
-		return relay.RoomID(store.Key("relay-room"))
+		return relay.RoomID(store.DeriveKey("relay-room"))
 	}
 	if a, b := id(), id(); a != b {
 		t.Errorf("room id %q after a restart; want %q", b, a)
@@ -610,7 +610,7 @@ func TestRoomKeepsItsAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if relay.RoomID(other.Key("relay-room")) == id() {
+	if relay.RoomID(other.DeriveKey("relay-room")) == id() {
 		t.Error("two kiosks share a room id")
 	}
 }

@@ -548,13 +548,14 @@ func deviceID(b []byte) DeviceID {
 	return d
 }
 
-// Key derives a 32-byte secret for the given purpose from the kiosk's own
-// key, which is created once and kept in the database, so that derived keys
-// survive a restart. Nothing that must stay secret from whoever holds the
-// database file may be derived from it: the seal's keys are not.
-func (s *Store) Key(purpose string) []byte {
+// DeriveKey derives a 32-byte secret, one per label ("join-token",
+// "relay-room"), from the kiosk's own key, which is created once and kept
+// in the database, so that derived keys survive a restart. Nothing that
+// must stay secret from whoever holds the database file may be derived
+// from it: the seal's keys are not.
+func (s *Store) DeriveKey(label string) []byte {
 	m := hmac.New(sha256.New, s.kioskKey)
-	m.Write([]byte(purpose))
+	m.Write([]byte(label))
 	return m.Sum(nil)
 }
 
@@ -568,10 +569,6 @@ func (s *Store) Close() error {
 
 // Retention returns how long ended rounds and series memory are kept.
 func (s *Store) Retention() time.Duration { return s.retention }
-
-// DB returns the underlying database, for tests and diagnostics that read
-// it. Writing through it bypasses the store's state.
-func (s *Store) DB() *sql.DB { return s.db }
 
 // State returns the current state.
 func (s *Store) State() State {
