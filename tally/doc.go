@@ -6,9 +6,17 @@
 // Where to look:
 //
 //   - rule.go: Decide, the unlock rule, a pure function of Counts (R1, R2).
+//   - state.go: the in-memory model (choices, rounds, State, the phones).
 //   - store.go: Open, Options, State and the subscription to changes.
+//   - load.go: what Open reads back from the file.
+//   - phones.go: what a phone can ask (Rejoin, Admit, Cast, Leave) and the
+//     overlay through which a batch of phone changes sees the slips.
+//   - batch.go: phone changes in memory, and first slips committed together.
+//   - rounds.go: the lecturer's changes: headcount, paper, rounds, series,
+//     closing the session, letting missing phones go.
 //   - writer.go: the one goroutine that owns the in-memory state and the
-//     database, and every operation it runs.
+//     database, and runs every change in turn.
+//   - recovery.go: what is left to write after a fault, and getting back.
 //   - record.go: the accountability record (R8) and the retention (R9).
 //   - sessions.go: lecturer sign-ins, stored as hashes.
 //   - reach.go: phones that lost their way to the kiosk (the relay).

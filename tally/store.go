@@ -7,13 +7,11 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	_ "embed"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,86 +42,6 @@ const (
 	// again, so that the kiosk recovers by itself once the disk does.
 	DefaultFaultRetry = 2 * time.Second
 )
-
-// Choice is what a slip says.
-type Choice uint8
-
-const (
-	ChoiceNone Choice = iota // no slip: never given, withdrawn, or left
-	ChoiceConsent
-	ChoiceRefuse
-)
-
-// String returns the wire name of the choice: "none", "consent" or "refuse".
-func (c Choice) String() string {
-	switch c {
-	case ChoiceConsent:
-		return "consent"
-	case ChoiceRefuse:
-		return "refuse"
-	default:
-		return "none"
-	}
-}
-
-// ParseChoice is the inverse of String. It returns ErrInvalid for anything else.
-func ParseChoice(s string) (Choice, error) {
-	switch s {
-	case "consent":
-		return ChoiceConsent, nil
-	case "refuse":
-		return ChoiceRefuse, nil
-	case "none":
-		return ChoiceNone, nil
-	}
-	return ChoiceNone, fmt.Errorf("%w: choice %q", ErrInvalid, s)
-}
-
-// Round is one question put to the room: a purpose and the notice shown
-// before anyone chooses (R3, R4). Slips count only in the round they were
-// given for.
-type Round struct {
-	ID      int64
-	Purpose string
-	// Notice is the canonical notice: a JSON string for a notice given as
-	// text, or a JSON object with sorted keys for a structured one.
-	Notice     string
-	NoticeHash string // NoticeHash of the purpose, notice and mode
-	Lang       string // the template language of the notice; "" for en
-	Series     string // the series the round belongs to; "" for none
-	Mode       Mode
-	OpenedAt   time.Time
-}
-
-// State is what the kiosk may show of the tally. It deliberately has no
-// field for the split between consents and refusals (R6, R7).
-type State struct {
-	// Version changes whenever anything else in State changes, and is never
-	// reused, not even across restarts. Compare it for equality only.
-	Version   uint64
-	Round     Round
-	Headcount int
-	Received  int // slips in the current round
-	Issued    int // phones that joined the session
-	Paper     int // paper slips in the current round, included in Received
-	// Missing is the phones that held a slip before the kiosk restarted and
-	// have not sent it again, included in Received; PaperMissing the paper
-	// slips whose counts the lecturer has not entered again since.
-	Missing      int
-	PaperMissing int
-	Closed       bool
-	Fault        bool
-	Verdict
-}
-
-// Slip is a phone's slip as the kiosk holds it.
-type Slip struct {
-	Choice Choice
-	Round  int64
-	// SeriesDay is set by Join when the round belongs to a series in which
-	// this phone consented before: the day (YYYY-MM-DD) of that round (R5).
-	SeriesDay string
-}
 
 // Options tune a Store; the zero value is ready for use.
 type Options struct {
@@ -159,10 +77,6 @@ const stampFormat = "2006-01-02T15:04:05.000000000Z"
 
 // dayFormat is the only precision series memory keeps.
 const dayFormat = "2006-01-02"
-
-// DeviceID is the keyed hash of a phone's device secret. The secret itself
-// is never stored.
-type DeviceID [sha256.Size]byte
 
 // Store is the kiosk's memory: the current round, the joined phones and
 // their slips. Choices live in memory only; SQLite keeps the rounds, the
@@ -205,82 +119,6 @@ type Store struct {
 	cur     State
 	seq     uint64
 	changed chan struct{}
-}
-
-// phoneState says whether a phone is in the session and whether the
-// database knows it. A phone is written only with its first slip in a
-// round: a phone without a slip has nothing to lose in a restart (it scans
-// the QR code again), and sparing that write halves the fsyncs of a hall
-// arriving.
-type phoneState uint8
-
-const (
-	phoneGone   phoneState = iota // not in the session (or left)
-	phoneJoined                   // joined; in memory only
-	phoneSaved                    // joined, and in the phones table: it holds a slip
-)
-
-// interval is what the database knows of the current unlocked interval
-// (R8). A change of mind that locks writes nothing before its answer: it
-// sets endAt and endWhy, and the end is written with the next transaction,
-// or by itself soon after.
-type interval struct {
-	open   bool      // a row with ended_by NULL is in the database
-	endAt  time.Time // non-zero: the kiosk locked then, for endWhy; not yet written
-	endWhy string
-}
-
-type memState struct {
-	round     Round
-	headcount int
-	closed    bool
-	fault     bool
-	deviceKey []byte
-	phones    map[DeviceID]phoneState // never phoneGone
-	slips     map[DeviceID]Choice     // in memory only, never written (R6)
-	consents  int
-	refusals  int
-	paper     paperCounts // in memory only; the database has their total
-
-	// missing: phones in the phones table whose slip is not known since a
-	// restart. paperMissing: the paper total of before a restart, until the
-	// lecturer enters the counts again.
-	missing      map[DeviceID]struct{}
-	paperMissing int
-	// drop: rows of the phones table to delete, of phones that no longer
-	// hold a slip. Until the delete commits a crash leaves them missing,
-	// which locks: the safe side.
-	drop map[DeviceID]struct{}
-
-	// iv is the unlocked interval of the current round as the database
-	// has it. faultAt is when storage failed while one was open: the
-	// interval ended then, which can only be written once storage works.
-	iv      interval
-	faultAt time.Time
-
-	// seriesKey is the current round's series key, nil without a series.
-	// seriesIDs maps each phone seen with its secret in this round to its
-	// keyed hash under that key; it is never written unless the round ends
-	// with everyone's consent, and is lost on restart (phones say hello
-	// again when they reconnect).
-	seriesKey []byte
-	seriesIDs map[DeviceID]DeviceID
-	// seriesDays are the phones remembered for the current round's series,
-	// by series hash, with the day each consented: a join looks here, so
-	// that joining needs no transaction.
-	seriesDays map[DeviceID]string
-}
-
-type paperCounts struct{ consents, refusals int }
-
-func (m *memState) counts() Counts {
-	return Counts{
-		Headcount: m.headcount, Consents: m.consents, Refusals: m.refusals,
-		PaperConsents: m.paper.consents, PaperRefusals: m.paper.refusals,
-		Missing: len(m.missing), PaperMissing: m.paperMissing,
-		LecturerOnly: m.round.Mode == ModeLecturerOnly,
-		Closed:       m.closed, Fault: m.fault,
-	}
 }
 
 // DSN returns the data source name the store opens path with. Every pragma
@@ -364,188 +202,6 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: purge: %w", path, err)
 	}
 	return s, nil
-}
-
-func (s *Store) load(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	migrated, err := migrate(ctx, tx)
-	if err != nil {
-		return fmt.Errorf("schema: %w", err)
-	}
-
-	if s.kioskKey, err = s.metaKey(ctx, tx, "kiosk_key"); err != nil {
-		return err
-	}
-	if s.mem.deviceKey, err = s.metaKey(ctx, tx, "device_key"); err != nil {
-		return err
-	}
-	var boot string
-	err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'boot'`).Scan(&boot)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	n, _ := strconv.ParseUint(boot, 10, 32)
-	s.boot = n + 1
-	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('boot', ?)`, strconv.FormatUint(s.boot, 10)); err != nil {
-		return err
-	}
-	var closed string
-	err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'closed'`).Scan(&closed)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	s.mem.closed = closed == "1"
-
-	if err := s.loadRound(ctx, tx); errors.Is(err, sql.ErrNoRows) {
-		if s.mem.round, err = s.insertRound(ctx, tx, RoundSpec{Mode: ModeRoom}, 0); err != nil {
-			return err
-		}
-	} else if err != nil {
-		return err
-	}
-	if !s.mem.closed {
-		// The split of paper slips was in memory only: the lecturer enters
-		// it again.
-		err = tx.QueryRowContext(ctx, `SELECT paper FROM rounds WHERE id = ?`, s.mem.round.ID).Scan(&s.mem.paperMissing)
-		if err != nil {
-			return err
-		}
-	}
-	s.mem.seriesIDs = map[DeviceID]DeviceID{}
-	if s.mem.round.Series != "" {
-		err = tx.QueryRowContext(ctx, `SELECT key FROM series WHERE name = ?`, s.mem.round.Series).Scan(&s.mem.seriesKey)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-	}
-	if s.mem.seriesDays, err = loadSeriesDays(ctx, tx, s.mem.round.Series); err != nil {
-		return err
-	}
-
-	s.mem.phones = map[DeviceID]phoneState{}
-	s.mem.slips = map[DeviceID]Choice{}
-	s.mem.missing = map[DeviceID]struct{}{}
-	s.mem.drop = map[DeviceID]struct{}{}
-	// Every phone that held a slip is missing until it sends it again: the
-	// kiosk never wrote what it said.
-	if err := eachRow(ctx, tx, `SELECT device FROM phones`, func(rows *sql.Rows) error {
-		var d []byte
-		if err := rows.Scan(&d); err != nil {
-			return err
-		}
-		s.mem.phones[deviceID(d)] = phoneSaved
-		s.mem.missing[deviceID(d)] = struct{}{}
-		return nil
-	}); err != nil {
-		return err
-	}
-	// An interval still open was left by a kiosk that stopped without a
-	// shutdown: when it ended is unknown, so the record says so rather than
-	// claim a time (R8). If the tally still unlocks, a new interval starts.
-	if _, err := tx.ExecContext(ctx, `UPDATE intervals SET ended_by = ? WHERE ended_by IS NULL`, EndInterrupted); err != nil {
-		return err
-	}
-	if s.mem.iv, err = s.markInterval(ctx, tx, interval{}, s.mem.counts(), s.mem.round.ID, EndInterrupted); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	if migrated {
-		// What the migration deleted (earlier kiosks' choices and keys)
-		// must leave the WAL too, not only the tables.
-		if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-			return fmt.Errorf("checkpoint after migrating: %w", err)
-		}
-	}
-	return nil
-}
-
-func (s *Store) loadRound(ctx context.Context, tx *sql.Tx) error {
-	var r Round
-	var opened string
-	err := tx.QueryRowContext(ctx, `SELECT id, purpose, notice, notice_hash, lang, series, mode, headcount, opened_at FROM rounds ORDER BY id DESC LIMIT 1`).
-		Scan(&r.ID, &r.Purpose, &r.Notice, &r.NoticeHash, &r.Lang, &r.Series, &r.Mode, &s.mem.headcount, &opened)
-	if err != nil {
-		return err
-	}
-	r.OpenedAt, err = time.Parse(time.RFC3339Nano, opened)
-	if err != nil {
-		return fmt.Errorf("round %d: %w", r.ID, err)
-	}
-	s.mem.round = r
-	return nil
-}
-
-// insertRound writes a new round, whose spec is normalized, in tx.
-func (s *Store) insertRound(ctx context.Context, tx *sql.Tx, spec RoundSpec, headcount int) (Round, error) {
-	now := s.now().UTC()
-	notice := spec.canonicalNotice()
-	hash := noticeHash(spec.Purpose, notice, spec.Mode)
-	res, err := tx.ExecContext(ctx, `INSERT INTO rounds (purpose, notice, notice_hash, lang, series, mode, headcount, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		spec.Purpose, notice, hash, spec.Lang, spec.Series, spec.Mode, headcount, now.Format(stampFormat))
-	if err != nil {
-		return Round{}, err
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return Round{}, err
-	}
-	return Round{ID: id, Purpose: spec.Purpose, Notice: notice, NoticeHash: hash, Lang: spec.Lang,
-		Series: spec.Series, Mode: spec.Mode, OpenedAt: now}, nil
-}
-
-func (s *Store) metaKey(ctx context.Context, tx *sql.Tx, name string) ([]byte, error) {
-	var key []byte
-	err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, name).Scan(&key)
-	if err == nil && len(key) == 32 {
-		return key, nil
-	}
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, err
-	}
-	key = s.newKey()
-	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`, name, key); err != nil {
-		return nil, err
-	}
-	return key, nil
-}
-
-// newKey returns 32 bytes from the store's random source.
-func (s *Store) newKey() []byte {
-	key := make([]byte, 32)
-	if _, err := io.ReadFull(s.rand, key); err != nil {
-		panic("tally: no randomness for a key: " + err.Error())
-	}
-	return key
-}
-
-func eachRow(ctx context.Context, tx *sql.Tx, query string, fn func(*sql.Rows) error) error {
-	return eachRowArgs(ctx, tx, query, nil, fn)
-}
-
-func eachRowArgs(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(*sql.Rows) error) error {
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-func deviceID(b []byte) DeviceID {
-	var d DeviceID
-	copy(d[:], b)
-	return d
 }
 
 // DeriveKey derives a 32-byte secret, one per label ("join-token",
