@@ -5,7 +5,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"database/sql"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -332,4 +334,40 @@ func TestPhonesGoOnWhileALecturerChangeWaits(t *testing.T) {
 	if st := k.lecturer("GET", "/api/state", ""); st["headcount"] != float64(2) || st["received"] != float64(0) {
 		t.Errorf("state = %v; want headcount 2 and no slips", st)
 	}
+}
+
+// TestBrowserConsoleSurvivesRestart: the lecturer's console on the laptop
+// stays signed in across a kiosk restart. While the kiosk is down it says
+// so; when the kiosk is back it says what happened (restarted, a phone
+// still to report) without a new sign-in link, and then ready.
+func TestBrowserConsoleSurvivesRestart(t *testing.T) {
+	browser := startChromium(t)
+	k := newTestKiosk(t)
+	k.setHeadcount(1)
+	en := catalogue(t, "en")
+	con := newTab(t, browser, "console", "", tabOptions{lang: "en", width: 1280, height: 800})
+	con.navigate(k.loginLink())
+	con.waitFor("the console", `location.pathname === '/console' && document.getElementById('count-line').textContent !== ''`)
+	phone := newTab(t, browser, "phone", "", tabOptions{lang: "en", width: 360, height: 740, mobile: true})
+	phone.navigate(k.http.URL + "/j/" + k.joinToken())
+	phone.waitFor("the buttons", `!document.getElementById('choose').hidden`)
+	phone.do(chromedp.Click(chromedp.ID("consent")))
+	con.waitFor("ready", fmt.Sprintf(`document.getElementById('banner-reason').textContent === %q`, en["proj.reason.ready"]))
+
+	addr := k.http.Listener.Addr().String()
+	// The phone's page goes away, so that it cannot report before the
+	// console has shown what the restart left.
+	phone.navigate("about:blank")
+	k.stop()
+	con.waitFor("the kiosk gone", fmt.Sprintf(`document.getElementById('banner-reason').textContent === %q && document.getElementById('auth-problem').hidden`, en["proj.reason.offline"]))
+	k2 := restartKioskAt(t, k.path, addr)
+	missing := strings.ReplaceAll(en["con.missing"], "{missing}", "1")
+	con.waitFor("the restart explained", fmt.Sprintf(`document.getElementById('banner-reason').textContent === %q && !document.getElementById('missing-box').hidden && document.getElementById('missing-text').textContent === %q && document.getElementById('auth-problem').hidden`, en["proj.reason.restarted"], missing))
+	// Still signed in: the console's own control works without a new link.
+	con.do(chromedp.Evaluate[chromedp.Void](`window.confirm = function () { return true; }`), chromedp.Click(chromedp.CSS(`#release`)))
+	con.waitFor("the missing phone let go", `document.getElementById('missing-box').hidden`)
+	if st := k2.store.State(); st.Missing != 0 {
+		t.Errorf("after letting the phone go: %+v; want none missing", st)
+	}
+	con.checkClean(k2.http.URL)
 }
