@@ -1,6 +1,7 @@
 package kiosk
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -403,4 +404,38 @@ func TestBrowserRecordPage(t *testing.T) {
 	rec.do(chromedp.SendKeys(chromedp.ID("rec-room"), "Aud. 3"))
 	rec.checkAxe("record")
 	rec.checkClean(k.http.URL)
+}
+
+// slow3G is DevTools' "Slow 3G" preset: 2 s of latency and 400 kbit/s
+// each way.
+var slow3G = network.Conditions{Latency: 2000, DownloadThroughput: 50000, UploadThroughput: 50000}
+
+// buttonsProbe notes when the answer buttons first show, from the page's
+// own clock, which starts at navigation.
+const buttonsProbe = `(function () {
+  var iv = setInterval(function () {
+    var c = document.getElementById('choose');
+    if (c && c.className === 'choose') { window.__buttonsAt = performance.now(); clearInterval(iv); }
+  }, 10);
+})();`
+
+// TestBrowserPhoneOnSlow3G measures how long a student on Slow 3G waits
+// for the answer buttons: the page, its scripts and the websocket's first
+// round all cross the throttled network. The figure is reported, not
+// asserted (go test ./kiosk -run TestBrowserPhoneOnSlow3G -v): the
+// network's emulated delay dominates it, but it runs on a shared machine.
+func TestBrowserPhoneOnSlow3G(t *testing.T) {
+	browser := startChromium(t)
+	k := newTestKiosk(t)
+	k.setHeadcount(3)
+	p := newTab(t, browser, "phone on Slow 3G", "", tabOptions{lang: "nb", width: 360, height: 640, mobile: true, setup: buttonsProbe})
+	c := slow3G
+	p.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{MatchedNetworkConditions: []*network.Conditions{&c}})
+		return err
+	}))
+	p.navigate(k.http.URL + "/j/" + k.joinToken())
+	p.waitFor("the buttons", `window.__buttonsAt !== undefined`)
+	ms := eval[float64](p, `window.__buttonsAt`)
+	t.Logf("Slow 3G (2 s latency, 400 kbit/s): the answer buttons show %.1f s after navigation starts", ms/1000)
 }
