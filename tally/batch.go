@@ -231,15 +231,7 @@ func (s *Store) begin(ctx context.Context, devices map[DeviceID]bool) (*sql.Tx, 
 // the file.
 func (s *Store) serveWhileWaiting(r *request, devices map[DeviceID]bool) {
 	if r.kind == opLecturer {
-		if r.pre != nil {
-			if next, ok := r.pre(); ok && !Decide(next).Unlocked {
-				if s.State().Unlocked {
-					s.publishCounts(next, len(s.mem.phones))
-				}
-				r.holding = true
-				s.holdLock++
-			}
-		}
+		r.holding = s.lockAhead(r)
 		s.backlog = append(s.backlog, r)
 		return
 	}

@@ -34,20 +34,11 @@ type request struct {
 	seriesID DeviceID
 	inSeries bool
 
-	// lecturer ops run alone in a transaction; after a commit the writer
-	// calls the returned apply to update memory.
-	lecturer func(ctx context.Context, tx *sql.Tx) (apply func(), err error)
-	// pre, if set, says what the counts will be if the lecturer op
-	// succeeds (ok false: it will fail or it cannot tell). A change that
-	// locks is published before the transaction, which may wait on the disk.
-	pre func() (next Counts, ok bool)
-	// holding: the op's lock was published while it waited in the backlog,
-	// and s.holdLock counts it until the op runs.
+	// change is what an opLecturer request runs (runLecturer).
+	change *lecturerChange
+	// holding: the change's lock was published while it waited in the
+	// backlog, and s.holdLock counts it until the change runs.
 	holding bool
-	// checkpoint: after the commit, copy the WAL into the database file and
-	// truncate it, so that deleted rows are gone from the files on disk and
-	// not only from the tables (R9).
-	checkpoint bool
 
 	reply chan result
 }

@@ -19,16 +19,11 @@ const EndUnreachable = "unreachable"
 func (s *Store) SetUnreachable(ctx context.Context, unreachable bool) error {
 	s.unreachable.Store(unreachable)
 	// A loss locks before anything is written, like every other lock.
-	pre := func() (Counts, bool) {
+	next := func() Counts {
 		c := s.mem.counts()
 		c.Unreachable = unreachable
-		return c, unreachable
+		return c
 	}
-	return s.lecturerPre(ctx, false, pre, func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		iv, err := s.markInterval(ctx, tx, s.mem.iv, s.mem.counts(), s.mem.round.ID, EndUnreachable)
-		if err != nil {
-			return nil, err
-		}
-		return func() { s.mem.iv = iv }, nil
-	})
+	// Nothing to write but the record's unlocked interval.
+	return s.change(ctx, &lecturerChange{next: next, endWhy: EndUnreachable, write: func(context.Context, *sql.Tx) (func(), error) { return nil, nil }})
 }

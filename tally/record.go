@@ -77,15 +77,16 @@ type RoundRecord struct {
 // 0, oldest first. It returns ErrNotFound if round is not kept.
 func (s *Store) Record(ctx context.Context, round int64) ([]RoundRecord, error) {
 	var out []RoundRecord
-	err := s.lecturerOp(ctx, false, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	err := s.read(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		recs, err := s.readRecord(ctx, tx, round)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if round != 0 && len(recs) == 0 {
-			return nil, fmt.Errorf("%w: round %d is not in the record", ErrNotFound, round)
+			return fmt.Errorf("%w: round %d is not in the record", ErrNotFound, round)
 		}
-		return func() { out = recs }, nil
+		out = recs
+		return nil
 	})
 	return out, err
 }
@@ -237,19 +238,17 @@ type SeriesInfo struct {
 // Series lists the series the kiosk remembers, by name.
 func (s *Store) Series(ctx context.Context) ([]SeriesInfo, error) {
 	var out []SeriesInfo
-	err := s.lecturerOp(ctx, false, func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		var list []SeriesInfo
-		err := eachRow(ctx, tx, `SELECT name, notice_hash, started_on, last_on,
+	err := s.read(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return eachRow(ctx, tx, `SELECT name, notice_hash, started_on, last_on,
 			coalesce((SELECT purpose FROM rounds WHERE rounds.series = series.name ORDER BY id DESC LIMIT 1), '')
 			FROM series ORDER BY name`, func(rows *sql.Rows) error {
 			var si SeriesInfo
 			if err := rows.Scan(&si.Name, &si.NoticeHash, &si.StartedOn, &si.LastOn, &si.Purpose); err != nil {
 				return err
 			}
-			list = append(list, si)
+			out = append(out, si)
 			return nil
 		})
-		return func() { out = list }, err
 	})
 	return out, err
 }
@@ -258,7 +257,7 @@ func (s *Store) Series(ctx context.Context) ([]SeriesInfo, error) {
 // deleted (R5, R9). Rounds already recorded keep the series' name. It
 // returns ErrNotFound if there is no such series.
 func (s *Store) EndSeries(ctx context.Context, name string) error {
-	return s.lecturerOp(ctx, true, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	return s.change(ctx, &lecturerChange{checkpoint: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM series_phones WHERE series = ?`, name); err != nil {
 			return nil, err
 		}
@@ -276,7 +275,7 @@ func (s *Store) EndSeries(ctx context.Context, name string) error {
 				s.mem.seriesKey, s.mem.seriesIDs, s.mem.seriesDays = nil, map[DeviceID]DeviceID{}, map[DeviceID]string{}
 			}
 		}, nil
-	})
+	}})
 }
 
 // Purge deletes what is older than the retention (R9): rounds that ended
@@ -286,7 +285,7 @@ func (s *Store) EndSeries(ctx context.Context, name string) error {
 // many rounds it deleted. The store purges at Open and then daily.
 func (s *Store) Purge(ctx context.Context) (int, error) {
 	var n int
-	err := s.lecturerOp(ctx, true, s.purgeOp(&n))
+	err := s.change(ctx, &lecturerChange{write: s.purgeOp(&n), checkpoint: true})
 	return n, err
 }
 

@@ -22,13 +22,9 @@ func (s *Store) SetHeadcount(ctx context.Context, n int) error {
 		c.Headcount = n
 		return c
 	}
-	pre := func() (Counts, bool) { return next(), !s.mem.closed }
-	return s.lecturerPre(ctx, false, pre, func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		if s.mem.closed {
-			return nil, ErrClosed
-		}
+	return s.change(ctx, &lecturerChange{refuse: s.refuseClosed, next: next, endWhy: EndHeadcountChange, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
 		if n == s.mem.headcount {
-			return func() {}, nil
+			return nil, nil
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET headcount = ? WHERE id = ?`, n, s.mem.round.ID); err != nil {
 			return nil, err
@@ -37,12 +33,8 @@ func (s *Store) SetHeadcount(ctx context.Context, n int) error {
 			s.mem.round.ID, s.now().UTC().Format(stampFormat), n); err != nil {
 			return nil, err
 		}
-		iv, err := s.markInterval(ctx, tx, s.mem.iv, next(), s.mem.round.ID, EndHeadcountChange)
-		if err != nil {
-			return nil, err
-		}
-		return func() { s.mem.headcount, s.mem.iv = n, iv }, nil
-	})
+		return func() { s.mem.headcount = n }, nil
+	}})
 }
 
 // SetPaper sets the current round's paper slips: how many consents and
@@ -61,30 +53,23 @@ func (s *Store) SetPaper(ctx context.Context, consents, refusals int) error {
 		c.PaperConsents, c.PaperRefusals, c.PaperMissing = consents, refusals, 0
 		return c
 	}
-	pre := func() (Counts, bool) {
-		return next(), !s.mem.closed && s.mem.round.Mode != ModeLecturerOnly && s.mem.round.Purpose != ""
+	refuse := func() error {
+		switch {
+		case s.mem.closed:
+			return ErrClosed
+		case s.mem.round.Mode == ModeLecturerOnly:
+			return fmt.Errorf("%w: a lecturer-only round takes no slips", ErrInvalid)
+		case s.mem.round.Purpose == "":
+			return fmt.Errorf("%w: start a round with a purpose first", ErrInvalid)
+		}
+		return nil
 	}
-	return s.lecturerPre(ctx, false, pre, func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		if s.mem.closed {
-			return nil, ErrClosed
-		}
-		if s.mem.round.Mode == ModeLecturerOnly {
-			return nil, fmt.Errorf("%w: a lecturer-only round takes no slips", ErrInvalid)
-		}
-		if s.mem.round.Purpose == "" {
-			return nil, fmt.Errorf("%w: start a round with a purpose first", ErrInvalid)
-		}
+	return s.change(ctx, &lecturerChange{refuse: refuse, next: next, endWhy: EndPaperChange, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
 		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET paper = ? WHERE id = ?`, consents+refusals, s.mem.round.ID); err != nil {
 			return nil, err
 		}
-		iv, err := s.markInterval(ctx, tx, s.mem.iv, next(), s.mem.round.ID, EndPaperChange)
-		if err != nil {
-			return nil, err
-		}
-		return func() {
-			s.mem.paper, s.mem.paperMissing, s.mem.iv = paperCounts{consents, refusals}, 0, iv
-		}, nil
-	})
+		return func() { s.mem.paper, s.mem.paperMissing = paperCounts{consents, refusals}, 0 }, nil
+	}})
 }
 
 // NewRound starts a new round with the given purpose and notice. Every
@@ -101,14 +86,15 @@ func (s *Store) NewRound(ctx context.Context, spec RoundSpec) (Round, error) {
 		return Round{}, fmt.Errorf("%w: purpose is required", ErrInvalid)
 	}
 	var round Round
-	pre := func() (Counts, bool) {
+	next := func() Counts {
 		headcount := s.mem.headcount
 		if s.mem.closed {
 			headcount = 0
 		}
-		return Counts{Headcount: headcount, LecturerOnly: spec.Mode == ModeLecturerOnly}, true
+		return Counts{Headcount: headcount, LecturerOnly: spec.Mode == ModeLecturerOnly}
 	}
-	err = s.lecturerPre(ctx, false, pre, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	var opened Round
+	write := func(ctx context.Context, tx *sql.Tx) (func(), error) {
 		if !s.mem.closed {
 			if err := s.endRound(ctx, tx); err != nil {
 				return nil, err
@@ -137,23 +123,18 @@ func (s *Store) NewRound(ctx context.Context, spec RoundSpec) (Round, error) {
 		if s.mem.closed {
 			headcount = 0 // a new session: the room must be counted again
 		}
-		next, err := s.insertRound(ctx, tx, spec, headcount)
+		opened, err = s.insertRound(ctx, tx, spec, headcount)
 		if err != nil {
 			return nil, err
 		}
 		if headcount > 0 {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO headcounts (round, at, headcount) VALUES (?, ?, ?)`,
-				next.ID, next.OpenedAt.Format(stampFormat), headcount); err != nil {
+				opened.ID, opened.OpenedAt.Format(stampFormat), headcount); err != nil {
 				return nil, err
 			}
 		}
-		counts, _ := pre()
-		iv, err := s.markInterval(ctx, tx, s.mem.iv, counts, next.ID, EndNewRound)
-		if err != nil {
-			return nil, err
-		}
 		return func() {
-			s.mem.round, s.mem.headcount = next, headcount
+			s.mem.round, s.mem.headcount = opened, headcount
 			s.mem.closed = false
 			for d := range s.mem.phones {
 				s.mem.phones[d] = phoneJoined
@@ -163,10 +144,10 @@ func (s *Store) NewRound(ctx context.Context, spec RoundSpec) (Round, error) {
 			s.mem.paper, s.mem.paperMissing = paperCounts{}, 0
 			s.mem.missing, s.mem.drop = map[DeviceID]struct{}{}, map[DeviceID]struct{}{}
 			s.mem.seriesKey, s.mem.seriesIDs, s.mem.seriesDays = seriesKey, map[DeviceID]DeviceID{}, days
-			s.mem.iv = iv
-			round = next
+			round = opened
 		}, nil
-	})
+	}
+	err = s.change(ctx, &lecturerChange{next: next, write: write, endWhy: EndNewRound, newRound: func() int64 { return opened.ID }})
 	return round, err
 }
 
@@ -262,12 +243,12 @@ func (s *Store) endRound(ctx context.Context, tx *sql.Tx) error {
 // device secrets is replaced so the next session's hashes cannot be linked
 // to this one's (R9).
 func (s *Store) CloseSession(ctx context.Context) error {
-	pre := func() (Counts, bool) {
+	next := func() Counts {
 		c := s.mem.counts()
 		c.Closed = true
-		return c, true
+		return c
 	}
-	return s.lecturerPre(ctx, true, pre, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	return s.change(ctx, &lecturerChange{next: next, endWhy: EndClosed, checkpoint: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
 		if !s.mem.closed {
 			if err := s.endRound(ctx, tx); err != nil {
 				return nil, err
@@ -280,11 +261,6 @@ func (s *Store) CloseSession(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('closed', '1'), ('device_key', ?)`, key); err != nil {
 			return nil, err
 		}
-		next, _ := pre()
-		iv, err := s.markInterval(ctx, tx, s.mem.iv, next, s.mem.round.ID, EndClosed)
-		if err != nil {
-			return nil, err
-		}
 		return func() {
 			s.mem.closed = true
 			s.mem.deviceKey = key
@@ -294,10 +270,9 @@ func (s *Store) CloseSession(ctx context.Context) error {
 			s.mem.paper, s.mem.paperMissing = paperCounts{}, 0
 			s.mem.missing, s.mem.drop = map[DeviceID]struct{}{}, map[DeviceID]struct{}{}
 			s.mem.seriesIDs = map[DeviceID]DeviceID{}
-			s.mem.iv = iv
 			clear(s.held)
 		}, nil
-	})
+	}})
 }
 
 // ReleaseMissing lets go the phones that held a slip before a restart and
@@ -306,9 +281,14 @@ func (s *Store) CloseSession(ctx context.Context) error {
 // entered again since the restart are dropped, so that the lecturer asks
 // the room again. With nothing missing it changes nothing.
 func (s *Store) ReleaseMissing(ctx context.Context) error {
-	return s.lecturerOp(ctx, false, func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	next := func() Counts {
+		c := s.mem.counts()
+		c.Missing, c.PaperMissing = 0, 0
+		return c
+	}
+	return s.change(ctx, &lecturerChange{next: next, endWhy: EndSlipChanged, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
 		if len(s.mem.missing) == 0 && s.mem.paperMissing == 0 {
-			return func() {}, nil
+			return nil, nil
 		}
 		for d := range s.mem.missing {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM phones WHERE device = ?`, d[:]); err != nil {
@@ -321,12 +301,6 @@ func (s *Store) ReleaseMissing(ctx context.Context) error {
 				return nil, err
 			}
 		}
-		next := s.mem.counts()
-		next.Missing, next.PaperMissing = 0, 0
-		iv, err := s.markInterval(ctx, tx, s.mem.iv, next, s.mem.round.ID, EndSlipChanged)
-		if err != nil {
-			return nil, err
-		}
 		return func() {
 			for d := range s.mem.missing {
 				delete(s.mem.phones, d)
@@ -334,9 +308,8 @@ func (s *Store) ReleaseMissing(ctx context.Context) error {
 				delete(s.held, d)
 			}
 			s.mem.missing, s.mem.paperMissing = map[DeviceID]struct{}{}, 0
-			s.mem.iv = iv
 		}, nil
-	})
+	}})
 }
 
 // insertRound writes a new round, whose spec is normalized, in tx.

@@ -46,19 +46,73 @@ func (s *Store) markInterval(ctx context.Context, tx *sql.Tx, iv interval, next 
 	return iv, nil
 }
 
-// lecturerOp runs fn alone in a transaction on the writer goroutine and,
-// after the commit, the function it returns. checkpoint: see request.
-func (s *Store) lecturerOp(ctx context.Context, checkpoint bool, fn func(context.Context, *sql.Tx) (func(), error)) error {
-	_, err := s.submit(ctx, &request{kind: opLecturer, lecturer: fn, checkpoint: checkpoint})
+// A lecturerChange is one operation the writer runs alone in a
+// transaction: a change the lecturer makes, the relay's reach, a purge, or
+// a read of the record. runLecturer runs every one the same way: refuse,
+// publish the lock it causes, write, mark the unlocked interval, commit,
+// apply to memory, publish.
+type lecturerChange struct {
+	// refuse says why the change cannot be made now (nil: it can). It is
+	// asked before anything is published or written.
+	refuse func() error
+	// next is what the counts are after the change; nil for a change that
+	// does not touch them. A change whose next locks is published before
+	// its transaction begins, which may wait on the disk (R10).
+	next func() Counts
+	// write makes the change in tx and returns what to set in memory once
+	// tx has committed (nil: nothing).
+	write func(ctx context.Context, tx *sql.Tx) (apply func(), err error)
+	// endWhy, for a change with next, is why the record's unlocked
+	// interval ends if the change ends it (R8).
+	endWhy string
+	// newRound, if set, is the round the counts are for after the change
+	// (NewRound's, known once write has run); otherwise the current one.
+	newRound func() int64
+	// checkpoint: after the commit, copy the WAL into the database file and
+	// truncate it, so that deleted rows are gone from the files on disk and
+	// not only from the tables (R9).
+	checkpoint bool
+}
+
+// change queues c for the writer and waits for its outcome.
+func (s *Store) change(ctx context.Context, c *lecturerChange) error {
+	_, err := s.submit(ctx, &request{kind: opLecturer, change: c})
 	return err
 }
 
-// lecturerPre is lecturerOp for a change that may lock: pre says what the
-// counts will be, and a lock is published before the transaction begins.
-// Closing the session checkpoints, as it deletes per-device rows.
-func (s *Store) lecturerPre(ctx context.Context, checkpoint bool, pre func() (Counts, bool), fn func(context.Context, *sql.Tx) (func(), error)) error {
-	_, err := s.submit(ctx, &request{kind: opLecturer, lecturer: fn, pre: pre, checkpoint: checkpoint})
-	return err
+// read runs fn in a transaction of its own on the writer goroutine: the
+// record and the series are read where they are written.
+func (s *Store) read(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.change(ctx, &lecturerChange{write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
+		return nil, fn(ctx, tx)
+	}})
+}
+
+// refuseClosed refuses a change while the session is closed.
+func (s *Store) refuseClosed() error {
+	if s.mem.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// lockAhead publishes the lock r's change will cause, before anything
+// waits on the disk, and counts it in s.holdLock. It reports whether it
+// did.
+func (s *Store) lockAhead(r *request) bool {
+	c := r.change
+	if c.next == nil || (c.refuse != nil && c.refuse() != nil) {
+		return false
+	}
+	next := c.next()
+	if Decide(next).Unlocked {
+		return false
+	}
+	if s.State().Unlocked {
+		s.publishCounts(next, len(s.mem.phones))
+	}
+	s.holdLock++
+	return true
 }
 
 func (s *Store) submit(ctx context.Context, r *request) (Slip, error) {
@@ -111,7 +165,7 @@ func (s *Store) writer() {
 		case <-purge.C:
 			// A failed purge is retried at the next tick; the error was
 			// logged when storage failed.
-			s.runLecturer(&request{kind: opLecturer, lecturer: s.purgeOp(nil), checkpoint: true, reply: make(chan result, 1)})
+			s.runLecturer(&request{kind: opLecturer, change: &lecturerChange{write: s.purgeOp(nil), checkpoint: true}, reply: make(chan result, 1)})
 		case <-s.stop:
 			s.drain()
 			s.endOnStop()
@@ -174,16 +228,11 @@ func (s *Store) runLecturer(r *request) {
 	// A change that locks is published first, and held while it waits:
 	// BEGIN may wait on a file another process holds, and a lock never
 	// waits on the disk. One that waited in the backlog was published then.
+	c := r.change
 	holding := r.holding
 	r.holding = false
-	if !holding && r.pre != nil && !s.mem.fault {
-		if next, ok := r.pre(); ok && !Decide(next).Unlocked {
-			if s.State().Unlocked {
-				s.publishCounts(next, len(s.mem.phones))
-			}
-			s.holdLock++
-			holding = true
-		}
+	if !holding && !s.mem.fault {
+		holding = s.lockAhead(r)
 	}
 	finish := func(err error) {
 		if holding {
@@ -197,6 +246,12 @@ func (s *Store) runLecturer(r *request) {
 		finish(ErrStorage)
 		return
 	}
+	if c.refuse != nil {
+		if err := c.refuse(); err != nil {
+			finish(err)
+			return
+		}
+	}
 	tx, err := s.begin(ctx, nil)
 	if err != nil {
 		if errors.Is(err, ErrStopped) {
@@ -208,7 +263,15 @@ func (s *Store) runLecturer(r *request) {
 		return
 	}
 	defer tx.Rollback()
-	apply, err := r.lecturer(ctx, tx)
+	apply, err := c.write(ctx, tx)
+	iv := s.mem.iv
+	if err == nil && c.next != nil && c.endWhy != "" {
+		round := s.mem.round.ID
+		if c.newRound != nil {
+			round = c.newRound()
+		}
+		iv, err = s.markInterval(ctx, tx, s.mem.iv, c.next(), round, c.endWhy)
+	}
 	if err == nil {
 		err = tx.Commit()
 	}
@@ -220,8 +283,11 @@ func (s *Store) runLecturer(r *request) {
 		finish(err)
 		return
 	}
-	apply()
-	if r.checkpoint {
+	if apply != nil {
+		apply()
+	}
+	s.mem.iv = iv
+	if c.checkpoint {
 		if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 			s.log.Warn("checkpoint after deleting failed; deleted rows stay in the WAL file until the next checkpoint", "err", err)
 		}
