@@ -147,7 +147,7 @@ func newStateAnswer(st tally.State) stateAnswer {
 		Headcount: st.Headcount, Received: st.Received, Issued: st.Issued, Paper: st.Paper,
 		Unlocked: st.Unlocked, Reason: string(st.Reason), Round: st.Round.ID, Version: st.Version,
 		Purpose: st.Round.Purpose, Notice: noticeJSON(st.Round), NoticeHash: st.Round.NoticeHash,
-		Template: st.Round.Lang, Series: st.Round.Series, Mode: string(st.Round.Mode),
+		Template: st.Round.Template, Series: st.Round.Series, Mode: string(st.Round.Mode),
 		Closed: st.Closed, Fault: st.Fault,
 		Missing: st.Missing, PaperMissing: st.PaperMissing,
 	}
@@ -228,7 +228,7 @@ func (s *Server) handleRound(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, fmt.Errorf("%w: purpose is required", errBadMessage))
 		return
 	}
-	spec := tally.RoundSpec{Purpose: *body.Purpose, Lang: body.Template, Series: body.Series, Mode: tally.Mode(body.Mode)}
+	spec := tally.RoundSpec{Purpose: *body.Purpose, Template: body.Template, Series: body.Series, Mode: tally.Mode(body.Mode)}
 	switch n := bytes.TrimSpace(body.Notice); {
 	case len(n) == 0 || string(n) == "null":
 	case n[0] == '"':

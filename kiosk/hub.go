@@ -81,7 +81,7 @@ type roundMessage struct {
 
 func newRoundMessage(st tally.State) []byte {
 	b, _ := json.Marshal(roundMessage{Type: msgRound, Round: st.Round.ID, Purpose: st.Round.Purpose,
-		Notice: noticeJSON(st.Round), NoticeHash: st.Round.NoticeHash, Template: st.Round.Lang,
+		Notice: noticeJSON(st.Round), NoticeHash: st.Round.NoticeHash, Template: st.Round.Template,
 		Series: st.Round.Series, Mode: string(st.Round.Mode), Closed: st.Closed})
 	return b
 }

@@ -40,9 +40,9 @@ type RoundSpec struct {
 	Purpose string
 	Notice  string            // the notice as one text
 	Fields  map[string]string // a structured notice: NoticeFields to texts
-	// Lang is the language tag of the template the notice was written from;
-	// phones label the fields in it. Empty means "en".
-	Lang string
+	// Template is the language tag of the template the notice was written
+	// from; phones label the fields in it. Empty means "en".
+	Template string
 	// Series names a series of sessions with the same purpose and notice,
 	// e.g. a course code (R5). Empty means none.
 	Series string
@@ -66,11 +66,11 @@ var langPattern = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{1,8}){0,2}$`)
 // the form that is stored and hashed.
 func (spec RoundSpec) normalize() (RoundSpec, error) {
 	out := RoundSpec{
-		Purpose: strings.TrimSpace(spec.Purpose),
-		Notice:  strings.TrimSpace(spec.Notice),
-		Lang:    spec.Lang,
-		Series:  strings.TrimSpace(spec.Series),
-		Mode:    spec.Mode,
+		Purpose:  strings.TrimSpace(spec.Purpose),
+		Notice:   strings.TrimSpace(spec.Notice),
+		Template: spec.Template,
+		Series:   strings.TrimSpace(spec.Series),
+		Mode:     spec.Mode,
 	}
 	texts := []string{out.Purpose, out.Notice, out.Series}
 	if spec.Fields != nil {
@@ -104,7 +104,7 @@ func (spec RoundSpec) normalize() (RoundSpec, error) {
 		return out, fmt.Errorf("%w: series name longer than %d characters", ErrInvalid, MaxSeriesLen)
 	case strings.IndexFunc(out.Series, unicode.IsControl) >= 0:
 		return out, fmt.Errorf("%w: series name has control characters", ErrInvalid)
-	case out.Lang != "" && !langPattern.MatchString(out.Lang):
+	case out.Template != "" && !langPattern.MatchString(out.Template):
 		return out, fmt.Errorf("%w: template must be a language tag such as en, nb, nn or sv", ErrInvalid)
 	}
 	switch out.Mode {

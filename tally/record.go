@@ -53,7 +53,7 @@ type RoundRecord struct {
 	Purpose    string          `json:"purpose"`
 	Notice     json.RawMessage `json:"notice"` // the canonical notice: a string or an object
 	NoticeHash string          `json:"notice_hash"`
-	Lang       string          `json:"template,omitempty"`
+	Template   string          `json:"template,omitempty"`
 	Series     string          `json:"series,omitempty"`
 	Mode       Mode            `json:"mode"`
 	OpenedAt   time.Time       `json:"opened_at"`
@@ -112,7 +112,7 @@ func (s *Store) readRecord(ctx context.Context, tx *sql.Tx, round int64) ([]Roun
 		var notice, opened string
 		var closed, outcome sql.NullString
 		var received sql.NullInt64
-		if err := rows.Scan(&r.Round, &r.Purpose, &notice, &r.NoticeHash, &r.Lang, &r.Series, &r.Mode,
+		if err := rows.Scan(&r.Round, &r.Purpose, &notice, &r.NoticeHash, &r.Template, &r.Series, &r.Mode,
 			&opened, &closed, &r.Headcount, &received, &r.Paper, &outcome); err != nil {
 			return nil, err
 		}

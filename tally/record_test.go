@@ -78,7 +78,7 @@ func TestNoticeNormalize(t *testing.T) {
 		{Purpose: "p", Notice: "text", Fields: map[string]string{"course": "x"}},
 		{Purpose: "p", Mode: "everyone"},
 		{Purpose: "p", Mode: ModeLecturerOnly, Series: "INF100"},
-		{Purpose: "p", Lang: "../../etc"},
+		{Purpose: "p", Template: "../../etc"},
 		{Purpose: "p", Series: strings.Repeat("x", MaxSeriesLen+1)},
 		{Purpose: "p", Series: "a\nb"},
 		{Purpose: "p", Fields: map[string]string{"course": strings.Repeat("x", MaxNoticeLen+1)}},
@@ -114,16 +114,16 @@ func TestNoticeHashBindsEveryField(t *testing.T) {
 func TestStructuredNoticeIsStoredCanonically(t *testing.T) {
 	ctx := context.Background()
 	s, path := openStore(t)
-	spec := RoundSpec{Purpose: "Lecture video", Lang: "nb", Fields: map[string]string{"questions": "e-post", "course": "INF100"}}
+	spec := RoundSpec{Purpose: "Lecture video", Template: "nb", Fields: map[string]string{"questions": "e-post", "course": "INF100"}}
 	r := must[Round](t)(s.NewRound(ctx, spec))
 	if want := `{"course":"INF100","questions":"e-post"}`; r.Notice != want {
 		t.Errorf("round notice = %s; want %s", r.Notice, want)
 	}
-	if r.NoticeHash != NoticeHash(spec) || r.Lang != "nb" || r.Mode != ModeRoom {
+	if r.NoticeHash != NoticeHash(spec) || r.Template != "nb" || r.Mode != ModeRoom {
 		t.Errorf("round = %+v; want hash %s, lang nb, mode room", r, NoticeHash(spec))
 	}
 	s.Close()
-	if got := reopen(t, path).State().Round; got.Notice != r.Notice || got.NoticeHash != r.NoticeHash || got.Lang != "nb" {
+	if got := reopen(t, path).State().Round; got.Notice != r.Notice || got.NoticeHash != r.NoticeHash || got.Template != "nb" {
 		t.Errorf("after restart round = %+v; want %+v", got, r)
 	}
 }

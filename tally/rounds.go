@@ -318,7 +318,7 @@ func (s *Store) insertRound(ctx context.Context, tx *sql.Tx, spec RoundSpec, hea
 	notice := spec.canonicalNotice()
 	hash := noticeHash(spec.Purpose, notice, spec.Mode)
 	res, err := tx.ExecContext(ctx, `INSERT INTO rounds (purpose, notice, notice_hash, lang, series, mode, headcount, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		spec.Purpose, notice, hash, spec.Lang, spec.Series, spec.Mode, headcount, now.Format(stampFormat))
+		spec.Purpose, notice, hash, spec.Template, spec.Series, spec.Mode, headcount, now.Format(stampFormat))
 	if err != nil {
 		return Round{}, err
 	}
@@ -326,6 +326,6 @@ func (s *Store) insertRound(ctx context.Context, tx *sql.Tx, spec RoundSpec, hea
 	if err != nil {
 		return Round{}, err
 	}
-	return Round{ID: id, Purpose: spec.Purpose, Notice: notice, NoticeHash: hash, Lang: spec.Lang,
+	return Round{ID: id, Purpose: spec.Purpose, Notice: notice, NoticeHash: hash, Template: spec.Template,
 		Series: spec.Series, Mode: spec.Mode, OpenedAt: now}, nil
 }

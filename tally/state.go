@@ -53,7 +53,7 @@ type Round struct {
 	// text, or a JSON object with sorted keys for a structured one.
 	Notice     string
 	NoticeHash string // NoticeHash of the purpose, notice and mode
-	Lang       string // the template language of the notice; "" for en
+	Template   string // the language tag of the notice's template; "" for en
 	Series     string // the series the round belongs to; "" for none
 	Mode       Mode
 	OpenedAt   time.Time
