@@ -272,9 +272,63 @@ func (s *Server) handlePaper(w http.ResponseWriter, r *http.Request) {
 
 // recordAnswer is the body of GET /api/record.
 type recordAnswer struct {
-	GeneratedAt   string              `json:"generated_at"`
-	RetentionDays float64             `json:"retention_days"`
-	Rounds        []tally.RoundRecord `json:"rounds"`
+	GeneratedAt   string        `json:"generated_at"`
+	RetentionDays float64       `json:"retention_days"`
+	Rounds        []recordRound `json:"rounds"`
+}
+
+// recordRound is one round of the record on the wire (tally.RoundRecord).
+type recordRound struct {
+	Round      int64             `json:"round"`
+	Purpose    string            `json:"purpose"`
+	Notice     json.RawMessage   `json:"notice"` // a string or an object
+	NoticeHash string            `json:"notice_hash"`
+	Template   string            `json:"template,omitempty"`
+	Series     string            `json:"series,omitempty"`
+	Mode       tally.Mode        `json:"mode"`
+	OpenedAt   time.Time         `json:"opened_at"`
+	ClosedAt   *time.Time        `json:"closed_at"`
+	Headcount  int               `json:"headcount"`
+	Received   *int              `json:"received"`
+	Paper      int               `json:"paper"`
+	Outcome    string            `json:"outcome"`
+	Current    bool              `json:"current"`
+	Intervals  []recordInterval  `json:"intervals"`
+	Headcounts []headcountChange `json:"headcount_changes"`
+}
+
+type recordInterval struct {
+	Start time.Time  `json:"start"`
+	End   *time.Time `json:"end"`
+	Why   string     `json:"ended_by"`
+}
+
+type headcountChange struct {
+	At        time.Time `json:"at"`
+	Headcount int       `json:"headcount"`
+}
+
+func newRecordRound(r tally.RoundRecord) recordRound {
+	out := recordRound{Round: r.Round, Purpose: r.Purpose, Notice: r.Notice, NoticeHash: r.NoticeHash, Template: r.Template,
+		Series: r.Series, Mode: r.Mode, OpenedAt: r.OpenedAt, ClosedAt: r.ClosedAt, Headcount: r.Headcount,
+		Received: r.Received, Paper: r.Paper, Outcome: r.Outcome, Current: r.Current,
+		Intervals: []recordInterval{}, Headcounts: []headcountChange{}}
+	for _, iv := range r.Intervals {
+		out.Intervals = append(out.Intervals, recordInterval(iv))
+	}
+	for _, h := range r.Headcounts {
+		out.Headcounts = append(out.Headcounts, headcountChange(h))
+	}
+	return out
+}
+
+// seriesEntry is one series on the wire (tally.SeriesInfo).
+type seriesEntry struct {
+	Name       string `json:"series"`
+	Purpose    string `json:"purpose"`
+	NoticeHash string `json:"notice_hash"`
+	StartedOn  string `json:"started_on"`
+	LastOn     string `json:"last_on"`
 }
 
 func (s *Server) handleRecord(w http.ResponseWriter, r *http.Request) {
@@ -292,13 +346,14 @@ func (s *Server) handleRecord(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	if recs == nil {
-		recs = []tally.RoundRecord{}
+	rounds := []recordRound{}
+	for _, rec := range recs {
+		rounds = append(rounds, newRecordRound(rec))
 	}
 	writeJSON(w, http.StatusOK, recordAnswer{
 		GeneratedAt:   s.now().UTC().Format(time.RFC3339),
 		RetentionDays: s.store.Retention().Hours() / 24,
-		Rounds:        recs,
+		Rounds:        rounds,
 	})
 }
 
@@ -308,10 +363,11 @@ func (s *Server) handleSeriesList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	if list == nil {
-		list = []tally.SeriesInfo{}
+	out := []seriesEntry{}
+	for _, si := range list {
+		out = append(out, seriesEntry(si))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"series": list})
+	writeJSON(w, http.StatusOK, map[string]any{"series": out})
 }
 
 func (s *Server) handleSeriesEnd(w http.ResponseWriter, r *http.Request) {

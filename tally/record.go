@@ -32,45 +32,45 @@ const OutcomeUnlocked = "unlocked"
 
 // Interval is a stretch of time in which a round was unlocked.
 type Interval struct {
-	Start time.Time  `json:"start"`
-	End   *time.Time `json:"end"`      // nil while open, or when interrupted
-	Why   string     `json:"ended_by"` // one of the End reasons; "" while open
+	Start time.Time
+	End   *time.Time // nil while open, or when interrupted
+	Why   string     // one of the End reasons; "" while open
 }
 
 // HeadcountChange is a headcount the lecturer set, and when (R8). A
 // lecturer who changes the headcount can see, from when the kiosk locked,
 // things the record should not hide: so the record shows every change.
 type HeadcountChange struct {
-	At        time.Time `json:"at"`
-	Headcount int       `json:"headcount"`
+	At        time.Time
+	Headcount int
 }
 
 // RoundRecord is the accountability record of one round (R8). It holds no
 // device data, no time of any single slip, and never the split of consents
 // and refusals: paper slips appear only as their total.
 type RoundRecord struct {
-	Round      int64           `json:"round"`
-	Purpose    string          `json:"purpose"`
-	Notice     json.RawMessage `json:"notice"` // the canonical notice: a string or an object
-	NoticeHash string          `json:"notice_hash"`
-	Template   string          `json:"template,omitempty"`
-	Series     string          `json:"series,omitempty"`
-	Mode       Mode            `json:"mode"`
-	OpenedAt   time.Time       `json:"opened_at"`
-	ClosedAt   *time.Time      `json:"closed_at"` // nil while the round is current
-	Headcount  int             `json:"headcount"` // the last headcount set
+	Round      int64
+	Purpose    string
+	Notice     json.RawMessage // the canonical notice: a string or an object
+	NoticeHash string
+	Template   string
+	Series     string
+	Mode       Mode
+	OpenedAt   time.Time
+	ClosedAt   *time.Time // nil while the round is current
+	Headcount  int        // the last headcount set
 	// Received is the slips in (phone and paper) when the round ended, or
 	// now for the current round; nil for rounds from before it was kept.
-	Received *int `json:"received"`
-	Paper    int  `json:"paper"` // paper slips among Received
+	Received *int
+	Paper    int // paper slips among Received
 	// Outcome is OutcomeUnlocked or the reason the round was locked when it
 	// ended (or now, for the current round).
-	Outcome   string     `json:"outcome"`
-	Current   bool       `json:"current"`
-	Intervals []Interval `json:"intervals"`
+	Outcome   string
+	Current   bool
+	Intervals []Interval
 	// Headcounts is every headcount set in the round, oldest first: the
 	// one it opened with (if any) and each change.
-	Headcounts []HeadcountChange `json:"headcount_changes"`
+	Headcounts []HeadcountChange
 }
 
 // Record returns the record of round, or of every round kept when round is
@@ -228,11 +228,11 @@ func parseStamp(s string) (time.Time, error) {
 
 // SeriesInfo describes a series the kiosk remembers consents for.
 type SeriesInfo struct {
-	Name       string `json:"series"`
-	Purpose    string `json:"purpose"` // of the series' latest round still kept
-	NoticeHash string `json:"notice_hash"`
-	StartedOn  string `json:"started_on"` // YYYY-MM-DD
-	LastOn     string `json:"last_on"`    // the last day a round of it ended with everyone's consent
+	Name       string
+	Purpose    string // of the series' latest round still kept
+	NoticeHash string
+	StartedOn  string // YYYY-MM-DD
+	LastOn     string // the last day a round of it ended with everyone's consent
 }
 
 // Series lists the series the kiosk remembers, by name.
