@@ -318,21 +318,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		}
 	}
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		srv.Close()
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("stopping")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	relaySrv.Shutdown(shutdownCtx)
-	err = httpSrv.Shutdown(shutdownCtx)
-	srv.Close()
-	return err
+	defer srv.Close()
+	return serveUntilDone(ctx, log, httpSrv, ln, func(shutdownCtx context.Context) { relaySrv.Shutdown(shutdownCtx) })
 }
 
 // ownNames are the names the kiosk answers to besides its public URL's
@@ -515,3 +502,26 @@ func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap lets http.ResponseController and the websocket upgrader reach the
 // underlying writer.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// serveUntilDone serves srv on ln until ctx is done, then shuts it down,
+// giving requests in flight 5 s and then closing what is left; before runs
+// first, with the same deadline, for what must stop before srv does.
+func serveUntilDone(ctx context.Context, log *slog.Logger, srv *http.Server, ln net.Listener, before func(context.Context)) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	before(shutdownCtx)
+	err := srv.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		srv.Close()
+		err = nil
+	}
+	return err
+}

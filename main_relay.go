@@ -135,22 +135,7 @@ func runRelay(ctx context.Context, args []string, stdout io.Writer, getenv func(
 	fmt.Fprintf(stdout, "Consent kiosk relay is running at %s://%s\n", scheme, ln.Addr())
 	fmt.Fprintf(stdout, "Start kiosks with: -relay %s://HOST:PORT -relay-token TOKEN\n", scheme)
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		rl.Close()
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("stopping")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	rl.Close()
-	err = srv.Shutdown(shutdownCtx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		srv.Close()
-		err = nil
-	}
-	return err
+	defer rl.Close()
+	// The rooms close first: their tunnels are what requests in flight wait on.
+	return serveUntilDone(ctx, log, srv, ln, func(context.Context) { rl.Close() })
 }
