@@ -144,8 +144,16 @@ func TestPhoneOverHTTPSealedReplay(t *testing.T) {
 		t.Errorf("a late request within the window = %d %v; want 200 and an ack", status, msgs)
 	}
 	refused("the late request again", late)
+	h.seq += 100
+	if status, msgs, _ := h.post(`{"type":"hello","device":"` + device + `"}`); status != 200 {
+		t.Fatalf("hello at seq %d = %d %v; want 200", h.seq, status, msgs)
+	}
 	old, _ := h.body(`{"type":"hello","device":"`+device+`"}`, h.seq-64)
 	refused("a request older than the window", old)
+	edge, s := h.body(`{"type":"hello","device":"`+device+`"}`, h.seq-sealWindow)
+	if status, msgs := h.send(edge, s); status != 200 || find(msgs, "ack") == nil {
+		t.Errorf("a late request at the window's edge = %d %v; want 200 and an ack", status, msgs)
+	}
 
 	// One session speaks for one phone.
 	body, _ = h.body(`{"type":"hello","join":"`+k.joinToken()+`","device":"`+strings.Repeat("o", 43)+`"}`, h.seq+1)
