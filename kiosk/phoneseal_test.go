@@ -3,6 +3,7 @@ package kiosk
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -173,5 +174,41 @@ func TestPhoneOverHTTPSealedReplay(t *testing.T) {
 	}
 	if st := k.store.State(); st.Reason != tally.ReasonRefused {
 		t.Errorf("after all replays the state is %+v; want refused", st)
+	}
+}
+
+// TestHTTPSealsBounded: seal sessions are few; an expired one makes room,
+// and nothing else does.
+func TestHTTPSealsBounded(t *testing.T) {
+	h := newHTTPSeals(3)
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	ids := map[string]bool{}
+	for range 3 {
+		id, c, err := h.open(now)
+		if err != nil || len(c) != ChallengeLen || ids[id] {
+			t.Fatalf("open = %q, %x, %v; want a new session", id, c, err)
+		}
+		ids[id] = true
+	}
+	if _, _, err := h.open(now.Add(httpSealIdle - time.Second)); !errors.Is(err, errSealsFull) {
+		t.Errorf("a fourth session while three live: %v; want errSealsFull", err)
+	}
+	if _, _, err := h.open(now.Add(httpSealIdle)); err != nil {
+		t.Errorf("a session once the others expired: %v; want one", err)
+	}
+	for id := range ids {
+		if _, err := h.challenge(id, now.Add(httpSealIdle)); !errors.Is(err, errSealExpired) {
+			t.Errorf("an expired session's challenge: %v; want errSealExpired", err)
+		}
+	}
+	// However busy, a session ends at httpSealLife.
+	id, _, _ := h.open(now)
+	for at, seq := now, uint32(1); at.Sub(now) < httpSealLife; at, seq = at.Add(time.Minute), seq+1 {
+		if err := h.take(id, seq, "d", at); err != nil {
+			t.Fatalf("take at %v: %v", at.Sub(now), err)
+		}
+	}
+	if err := h.take(id, 1000, "d", now.Add(httpSealLife)); !errors.Is(err, errSealExpired) {
+		t.Errorf("a session past its life: %v; want errSealExpired", err)
 	}
 }
