@@ -281,7 +281,9 @@
       var text = JSON.stringify(body), open = null;
       if (hs) {
         hs.seq++;
-        var f = window.KioskSeal.sealFrame(hs.key, text, hs.challenge, hs.seq);
+        var f;
+        // A message too long to seal is not sent in clear instead.
+        try { f = window.KioskSeal.sealFrame(hs.key, text, hs.challenge, hs.seq); } catch (e) { fail(); return; }
         open = f.open;
         text = '{"type":"sealed","session":"' + hs.id + '",' + f.text.slice('{"type":"sealed",'.length);
       }
