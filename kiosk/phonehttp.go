@@ -85,22 +85,26 @@ func (p *phoneLimits) allow(secret string, now time.Time) bool {
 // A hello with "seen" waits, like /api/unlock, until the tally changes.
 func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r, s.originHost(r)) {
-		s.writePhone(w, classify(errForbidden).status, errorFrame(errForbidden))
+		s.writePhone(w, nil, classify(errForbidden).status, errorFrame(errForbidden))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFrameSize)
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
-		s.phoneError(w, err)
+		s.phoneError(w, nil, err)
 		return
 	}
-	m, err := decodePhoneRequest(data)
+	if messageType(data) == msgSeal {
+		s.openPhoneSeal(func(status int, frames ...[]byte) { s.writePhone(w, nil, status, frames...) })
+		return
+	}
+	m, sealed, err := s.decodePhoneBody(data)
 	if err != nil {
-		s.phoneError(w, err)
+		s.phoneError(w, sealed, err)
 		return
 	}
 	if !s.phoneLimits.allow(m.Device, time.Now()) {
-		s.phoneError(w, errRateLimited)
+		s.phoneError(w, sealed, errRateLimited)
 		return
 	}
 	// A waiting phone holds a request open as a websocket holds a
@@ -129,12 +133,12 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 		defer scancel()
 		slip, err := s.joinPhone(sctx, m)
 		if err != nil {
-			s.phoneError(w, err)
+			s.phoneError(w, sealed, err)
 			return
 		}
 		st := s.store.State()
 		t, _ := json.Marshal(newTallyMessage(st))
-		s.writePhone(w, http.StatusOK, newRoundMessage(st), ackFrame(slip), t)
+		s.writePhone(w, sealed, http.StatusOK, newRoundMessage(st), ackFrame(slip), t)
 	case msgSlip, msgLeave:
 		sctx, scancel := context.WithTimeout(ctx, storeWait)
 		defer scancel()
@@ -145,28 +149,34 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 			slip, err = s.store.Leave(sctx, m.Device)
 		}
 		if errors.Is(err, tally.ErrStaleRound) {
-			s.writePhone(w, classify(err).status, errorFrame(err), newRoundMessage(s.store.State()))
+			s.writePhone(w, sealed, classify(err).status, errorFrame(err), newRoundMessage(s.store.State()))
 			return
 		}
 		if err != nil {
-			s.phoneError(w, err)
+			s.phoneError(w, sealed, err)
 			return
 		}
-		s.writePhone(w, http.StatusOK, ackFrame(slip))
+		s.writePhone(w, sealed, http.StatusOK, ackFrame(slip))
 	}
 }
 
-func (s *Server) phoneError(w http.ResponseWriter, err error) {
+func (s *Server) phoneError(w http.ResponseWriter, sealed *Opened, err error) {
 	e := classify(err)
 	if e.status == http.StatusInternalServerError {
 		s.log.Error("phone request failed", "err", err)
 	}
-	s.writePhone(w, e.status, errorFrame(err))
+	s.writePhone(w, sealed, e.status, errorFrame(err))
 }
 
 // writePhone answers with a JSON array of kiosk → phone messages, each
-// exactly as the websocket would send it (an ack keeps its padding).
-func (s *Server) writePhone(w http.ResponseWriter, status int, frames ...[]byte) {
+// exactly as the websocket would send it (an ack keeps its padding), and
+// sealed as the websocket would seal it when the request was sealed.
+func (s *Server) writePhone(w http.ResponseWriter, sealed *Opened, status int, frames ...[]byte) {
+	frames, err := sealAnswers(sealed, frames)
+	if err != nil {
+		s.log.Error("seal answer", "err", err)
+		status, frames = http.StatusInternalServerError, [][]byte{errorFrame(err)}
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

@@ -98,8 +98,10 @@ type Server struct {
 	codeLimit     *rate.Limiter
 	// phoneLimits rate-limits phones on the HTTP fallback.
 	phoneLimits *phoneLimits
-	handler     http.Handler
-	now         func() time.Time
+	// httpSeals are the HTTP fallback's seal sessions (phoneseal.go).
+	httpSeals *httpSeals
+	handler   http.Handler
+	now       func() time.Time
 
 	ctx    context.Context // ends at Close; bounds work started by phones
 	cancel context.CancelFunc
@@ -153,6 +155,7 @@ func New(cfg Config) *Server {
 		newPhones: rate.NewLimiter(joinRate, cfg.MaxPhones),
 	}
 	s.phoneLimits = newPhoneLimits(2*cfg.MaxPhones, s.limits)
+	s.httpSeals = newHTTPSeals(2 * cfg.MaxPhones)
 	if u, err := url.Parse(s.publicURL); err == nil {
 		s.publicHost = u.Host
 	}

@@ -2,9 +2,11 @@
    send the student's answer and keep it counted across reconnects.
 
    It speaks to the kiosk over a websocket. Where the network blocks
-   websockets, it says the same messages in plain HTTP requests to
-   /api/phone instead, and waits for news with a long-polling hello; the
-   student sees no difference. Plain ES5 for old phones. */
+   websockets, it says the same messages in HTTP requests to /api/phone
+   instead, sealed as on the websocket, and waits for news with a
+   long-polling hello; meanwhile it keeps trying the websocket, and goes
+   back to it once one opens. The student sees no difference. Plain ES5
+   for old phones. */
 (function () {
   'use strict';
   var K = window.Kiosk;
@@ -14,8 +16,12 @@
   var joinToken = decodeURIComponent(location.pathname.slice(K.prefix.length).split('/')[2] || '');
   var device = deviceSecret();
   var ws = null;
-  var overHTTP = false;    // websockets do not get through: use /api/phone
-  var wsEverOpened = false;
+  var overHTTP = false;    // websockets do not get through for now: use /api/phone
+  var wsRetries = 0;       // failed websocket tries while on HTTP
+  var wsTimer = null;      // the next websocket try while on HTTP
+  var httpGen = 0;         // bumped when the page leaves HTTP: older answers are dropped
+  var httpSeal = null;     // {id, key, challenge, seq} of the HTTP seal session
+  var pollXHR = null;      // the long-polling hello that is out
   var polling = false;     // a long-polling hello is out (HTTP only)
   var version = null;      // the tally's version, for the long-poll
   var joined = false;      // the kiosk answered our hello
@@ -146,26 +152,26 @@
 
   function connect() {
     if (stopped) { return; }
-    if (overHTTP || !window.WebSocket) {
-      overHTTP = true;
-      poll();
-      return;
-    }
+    if (!window.WebSocket) { useHTTP(); return; }
+    if (ws) { return; } // a try is under way
     var opened = false;
     var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
     try {
       ws = new WebSocket(proto + location.host + K.prefix + '/ws');
     } catch (e) {
-      overHTTP = true;
-      setTimeout(connect, 0);
+      ws = null;
+      useHTTP();
+      retrySocket();
       return;
     }
     var sock = ws;
     seal = null;
     var timer = setTimeout(function () { if (!opened) { sock.close(); } }, wsOpenWait);
     sock.onopen = function () {
-      opened = wsEverOpened = true;
+      opened = true;
+      wsRetries = 0;
       clearTimeout(timer);
+      leaveHTTP();
       // hello follows the kiosk's first message, "seal"
     };
     sock.onmessage = function (ev) {
@@ -178,47 +184,136 @@
       clearTimeout(timer);
       if (ws === sock) { ws = null; seal = null; }
       if (stopped) { return; }
-      // A websocket that never opened on this page is blocked on the way
-      // (the page itself came from the kiosk): switch to HTTP at once.
-      if (!opened && !wsEverOpened) {
-        overHTTP = true;
-        connect();
+      // A websocket that did not open is blocked on the way (the page
+      // itself came from the kiosk): use HTTP at once, and try the
+      // websocket again now and then.
+      if (!opened) {
+        useHTTP();
+        retrySocket();
         return;
       }
       lost();
     };
   }
 
-  // post sends one message over HTTP; the answer is a list of the messages
-  // the websocket would have sent.
-  function post(msg, done) {
-    var body = {};
-    for (var k in msg) { if (msg.hasOwnProperty(k)) { body[k] = msg[k]; } }
-    body.device = device;
+  // useHTTP: websockets do not get through; speak over /api/phone.
+  function useHTTP() {
+    if (stopped) { return; }
+    if (!overHTTP) {
+      overHTTP = true;
+      joined = false;
+    }
+    poll();
+  }
+
+  // retrySocket tries the websocket again later, backing off, while the
+  // page is on HTTP.
+  function retrySocket() {
+    if (stopped || wsTimer !== null || !window.WebSocket) { return; }
+    var delay = Math.min(30000, 1000 * Math.pow(2, wsRetries)) * (0.5 + Math.random());
+    wsRetries++;
+    wsTimer = setTimeout(function () { wsTimer = null; connect(); }, delay);
+  }
+
+  // leaveHTTP: a websocket opened; HTTP is needed no more. The hello on
+  // the websocket gets the slip's ack, and an answer not yet acknowledged
+  // goes out there.
+  function leaveHTTP() {
+    if (!overHTTP) { return; }
+    overHTTP = false;
+    httpGen++;
+    polling = false;
+    httpSeal = null;
+    if (pollXHR) { try { pollXHR.abort(); } catch (e) { /* gone anyway */ } pollXHR = null; }
+    if (wsTimer !== null) { clearTimeout(wsTimer); wsTimer = null; }
+    joined = false;
+    if (pending === null && (choice !== 'none' || answered)) { pending = choice; }
+  }
+
+  // request posts body (JSON text) to /api/phone and calls back with the
+  // status and the list of messages answered, or null.
+  function request(body, cb, isPoll) {
+    var gen = httpGen;
     var xhr = new XMLHttpRequest();
     xhr.open('POST', K.prefix + '/api/phone');
     xhr.setRequestHeader('Content-Type', 'application/json');
     xhr.timeout = 45000; // longer than the kiosk's 25 s long-poll
     xhr.onload = function () {
+      if (isPoll && pollXHR === xhr) { pollXHR = null; }
+      if (gen !== httpGen) { return; } // the page went back to the websocket
       var list = null;
       try { list = JSON.parse(xhr.responseText); } catch (e) { /* a proxy's page */ }
-      if (!list || typeof list.length !== 'number') {
-        if (done) { done(false); } else { lost(); }
-        return;
-      }
-      for (var i = 0; i < list.length; i++) { handle(list[i]); }
-      if (done) { done(xhr.status === 200); }
+      cb(xhr.status, list && typeof list.length === 'number' ? list : null);
     };
     xhr.onerror = xhr.ontimeout = function () {
-      if (done) { done(false); } else { lost(); }
+      if (isPoll && pollXHR === xhr) { pollXHR = null; }
+      if (gen !== httpGen) { return; }
+      cb(0, null);
     };
-    xhr.send(JSON.stringify(body));
+    if (isPoll) { pollXHR = xhr; }
+    xhr.send(body);
+  }
+
+  // withHTTPSeal calls back with the HTTP seal session, opening one if
+  // needed, or with null if this phone sends in clear (or none opened).
+  function withHTTPSeal(cb) {
+    if (!canSeal) { cb(null, true); return; }
+    if (httpSeal) { cb(httpSeal, true); return; }
+    request('{"type":"seal"}', function (status, list) {
+      var m = list && list[0];
+      if (status !== 200 || !m || m.type !== 'seal') { cb(null, false); return; }
+      httpSeal = { id: m.session, key: m.key, challenge: m.challenge, seq: 0 };
+      cb(httpSeal, true);
+    });
+  }
+
+  // post sends one message over HTTP, sealed as on the websocket: the
+  // device secret and the choice never cross the network in clear. The
+  // answer is a list of the messages the websocket would have sent.
+  function post(msg, done, again) {
+    var isPoll = !!done;
+    var fail = function () { if (done) { done(false); } else { lost(); } };
+    withHTTPSeal(function (hs, ok) {
+      if (!ok) { fail(); return; }
+      var body = {};
+      for (var k in msg) { if (msg.hasOwnProperty(k)) { body[k] = msg[k]; } }
+      body.device = device;
+      var text = JSON.stringify(body), open = null;
+      if (hs) {
+        hs.seq++;
+        var f;
+        // A message too long to seal is not sent in clear instead.
+        try { f = window.KioskSeal.sealFrame(hs.key, text, hs.challenge, hs.seq); } catch (e) { fail(); return; }
+        open = f.open;
+        text = '{"type":"sealed","session":"' + hs.id + '",' + f.text.slice('{"type":"sealed",'.length);
+      }
+      request(text, function (status, list) {
+        if (!list) { fail(); return; }
+        var out = [];
+        for (var i = 0; i < list.length; i++) {
+          var m = list[i];
+          if (m && m.type === 'sealed') {
+            var t = open ? open(m) : null;
+            try { m = t === null ? null : JSON.parse(t); } catch (e) { m = null; }
+          }
+          if (m && m.type === 'error' && m.code === 'seal-expired') {
+            // The session is gone: open a new one and say it again, once.
+            if (httpSeal === hs) { httpSeal = null; }
+            if (!again) { post(msg, done, true); } else { fail(); }
+            return;
+          }
+          if (m) { out.push(m); }
+        }
+        for (var j = 0; j < out.length; j++) { handle(out[j]); }
+        if (done) { done(status === 200); }
+      }, isPoll);
+    });
   }
 
   // poll says hello over HTTP, and then keeps saying it with the last
   // tally version seen, so that the kiosk answers when anything changes.
   function poll() {
-    if (stopped || polling) { return; }
+    if (stopped || polling || !overHTTP) { return; }
     polling = true;
     var msg = helloMessage();
     if (joined && version !== null) { msg.seen = version; }

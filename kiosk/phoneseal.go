@@ -1,0 +1,266 @@
+package kiosk
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// The HTTP fallback seals as the websocket does. HTTP has no connection to
+// hold a challenge, so a phone first asks for a seal session,
+// POST /api/phone {"type":"seal"}, and gets the kiosk's key, a random
+// session id and the session's own 16-byte challenge. Every request after
+// that is {"type":"sealed","session":"…","seq":N,"epk","nonce","box"},
+// opened with the same Sealer and padding as a websocket frame, and
+// answered with sealed acks and errors. Sessions live in memory only, are
+// few, and die when unused for httpSealIdle or at httpSealLife.
+
+// httpSealIdle: a seal session on the HTTP fallback unused for this long is
+// gone; the page's long-poll uses it every 25 s or so.
+const httpSealIdle = 2 * time.Minute
+
+// httpSealLife bounds a seal session however busy it is.
+const httpSealLife = 15 * time.Minute
+
+// sealWindow is how far below the highest seq seen a request may still
+// arrive, once, so that requests in flight together may land out of order.
+const sealWindow = 63
+
+var (
+	errSealExpired = errors.New("seal session expired or unknown")
+	errSealsFull   = errors.New("too many seal sessions")
+)
+
+type httpSeals struct {
+	max     int
+	limiter *rate.Limiter // new sessions, for all phones together
+
+	mu sync.Mutex
+	m  map[string]*httpSealSession
+}
+
+type httpSealSession struct {
+	challenge     []byte
+	created, used time.Time
+	device        string // the one phone the session speaks for, once known
+	top           uint32 // the highest seq taken
+	below         uint64 // bit i set: seq top-1-i was taken
+}
+
+func newHTTPSeals(max int) *httpSeals {
+	return &httpSeals{max: max, limiter: rate.NewLimiter(joinRate, max), m: map[string]*httpSealSession{}}
+}
+
+func (s *httpSealSession) expired(now time.Time) bool {
+	return now.Sub(s.used) >= httpSealIdle || now.Sub(s.created) >= httpSealLife
+}
+
+// open starts a session and returns its id and challenge.
+func (h *httpSeals) open(now time.Time) (string, []byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.m) >= h.max {
+		for id, s := range h.m {
+			if s.expired(now) {
+				delete(h.m, id)
+			}
+		}
+		if len(h.m) >= h.max {
+			return "", nil, errSealsFull
+		}
+	}
+	if !h.limiter.AllowN(now, 1) {
+		return "", nil, errRateLimited
+	}
+	idb := make([]byte, 16)
+	rand.Read(idb)
+	id := base64.RawURLEncoding.EncodeToString(idb)
+	c := make([]byte, ChallengeLen)
+	rand.Read(c)
+	h.m[id] = &httpSealSession{challenge: c, created: now, used: now}
+	return id, bytes.Clone(c), nil
+}
+
+// challenge returns the challenge of a live session.
+func (h *httpSeals) challenge(id string, now time.Time) ([]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.m[id]
+	if !ok || s.expired(now) {
+		delete(h.m, id)
+		return nil, errSealExpired
+	}
+	return bytes.Clone(s.challenge), nil
+}
+
+// take records that the request seq of session id, from the phone with
+// this device secret, is acted on. Each seq is taken at most once; a seq
+// more than sealWindow below the highest is refused.
+func (h *httpSeals) take(id string, seq uint32, device string, now time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.m[id]
+	if !ok || s.expired(now) {
+		delete(h.m, id)
+		return errSealExpired
+	}
+	if s.device != "" && s.device != device {
+		return errOnePhone
+	}
+	switch {
+	case seq == 0:
+		return fmt.Errorf("%w: seq 0", ErrSealBroken)
+	case seq > s.top:
+		shift := uint64(seq - s.top)
+		if shift > sealWindow {
+			s.below = 0
+		} else {
+			s.below = (s.below<<1 | 1) << (shift - 1) & (1<<sealWindow - 1)
+		}
+		if s.top == 0 {
+			s.below = 0 // there was no seq 0 to remember
+		}
+		s.top = seq
+	default:
+		d := uint64(s.top - seq)
+		if d == 0 || d > sealWindow || s.below&(1<<(d-1)) != 0 {
+			return fmt.Errorf("%w: seq %d already taken or too old", ErrSealBroken, seq)
+		}
+		s.below |= 1 << (d - 1)
+	}
+	s.device = device
+	s.used = now
+	return nil
+}
+
+// httpSealedFrame is the wire form of a sealed request on /api/phone.
+type httpSealedFrame struct {
+	Type    string  `json:"type"`
+	Session string  `json:"session"`
+	Seq     *uint32 `json:"seq"`
+	EPK     string  `json:"epk"`
+	Nonce   string  `json:"nonce"`
+	Box     string  `json:"box"`
+}
+
+// parseHTTPSealed decodes a sealed request as strictly as ParseSealed does
+// a websocket frame, and with a session.
+func parseHTTPSealed(frame []byte) (f httpSealedFrame, epk, nonce, box []byte, err error) {
+	fail := func(format string, a ...any) (httpSealedFrame, []byte, []byte, []byte, error) {
+		return f, nil, nil, nil, fmt.Errorf("%w: "+format, append([]any{ErrSealBroken}, a...)...)
+	}
+	if len(frame) > maxSealedFrame {
+		return fail("frame too long")
+	}
+	dec := json.NewDecoder(bytes.NewReader(frame))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return fail("%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fail("trailing data")
+	}
+	if f.Type != msgSealed || f.Seq == nil {
+		return fail("type %q, or no seq", f.Type)
+	}
+	if f.Session == "" {
+		return f, nil, nil, nil, errSealExpired
+	}
+	b64 := base64.RawURLEncoding.Strict()
+	if epk, err = b64.DecodeString(f.EPK); err != nil {
+		return fail("epk: %v", err)
+	}
+	if nonce, err = b64.DecodeString(f.Nonce); err != nil {
+		return fail("nonce: %v", err)
+	}
+	if box, err = b64.DecodeString(f.Box); err != nil {
+		return fail("box: %v", err)
+	}
+	return f, epk, nonce, box, nil
+}
+
+// messageType returns the "type" of a JSON object, or "".
+func messageType(data []byte) string {
+	var head struct {
+		Type string `json:"type"`
+	}
+	json.Unmarshal(data, &head)
+	return head.Type
+}
+
+// decodePhoneBody decodes the body of POST /api/phone: a message in clear,
+// as plain clients send, or a sealed one. For a sealed message it returns
+// what seals the answer; an error with a nil *Opened is answered in clear
+// (a replay, or a session the kiosk does not know, gets nothing sealed).
+func (s *Server) decodePhoneBody(data []byte) (phoneMessage, *Opened, error) {
+	if messageType(data) != msgSealed {
+		m, err := decodePhoneRequest(data)
+		return m, nil, err
+	}
+	f, epk, nonce, box, err := parseHTTPSealed(data)
+	if err != nil {
+		return phoneMessage{}, nil, err
+	}
+	now := s.now()
+	challenge, err := s.httpSeals.challenge(f.Session, now)
+	if err != nil {
+		return phoneMessage{}, nil, err
+	}
+	o, err := s.sealer.Open(epk, nonce, box, SealContext(challenge, *f.Seq))
+	if err != nil {
+		return phoneMessage{}, nil, err
+	}
+	o.Seq = *f.Seq
+	m, err := decodePhoneRequest(o.Msg)
+	if err != nil {
+		return m, &o, err
+	}
+	if err := s.httpSeals.take(f.Session, o.Seq, m.Device, now); err != nil {
+		return phoneMessage{}, nil, err
+	}
+	return m, &o, nil
+}
+
+// openPhoneSeal answers {"type":"seal"}: a new seal session.
+func (s *Server) openPhoneSeal(write func(int, ...[]byte)) {
+	id, c, err := s.httpSeals.open(s.now())
+	if err != nil {
+		write(classify(err).status, errorFrame(err))
+		return
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	write(200, fmt.Appendf(nil, `{"type":%q,"key":%q,"challenge":%q,"session":%q,"expires_in":%d}`,
+		msgSeal, s.sealer.PublicKeyString(), b64(c), id, int(httpSealIdle/time.Second)))
+}
+
+// sealAnswers seals the answers to a sealed request: acks, errors and
+// series offers, which would tell a listener what the phone chose. Rounds
+// and tallies are the same for every phone and stay in clear, as on the
+// websocket (a round's notice may not fit a sealed answer).
+func sealAnswers(o *Opened, frames [][]byte) ([][]byte, error) {
+	if o == nil {
+		return frames, nil
+	}
+	out := make([][]byte, len(frames))
+	for i, f := range frames {
+		switch messageType(f) {
+		case msgRound, msgTally:
+			out[i] = f
+			continue
+		}
+		b, err := o.SealReply(f)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
