@@ -1,6 +1,7 @@
 package kiosk
 
 import (
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,12 +74,14 @@ type client struct {
 	done      chan struct{} // closed when the reader returns
 	joined    atomic.Bool
 	limiter   *rate.Limiter
-	challenge []byte // random per connection; bound into every sealed frame
+	challenge []byte        // random per connection; bound into every sealed frame
+	lobbyAt   *list.Element // in the lobby while unjoined; guarded by its lock
 
 	// Owned by the reader goroutine.
 	secret  string // the one phone this connection speaks for, once known
 	sealed  bool   // the phone seals: never answer it in clear again
 	lastSeq uint32 // the last sealed frame's seq; the next must be higher
+	seat    func() // gives back the joined websocket's seat; nil without one
 }
 
 func (c *client) queue(msg []byte) {
@@ -104,6 +107,10 @@ func (c *client) readLoop(ctx context.Context) {
 		case <-c.hub.done:
 		}
 		c.hub.connected.Add(-1)
+		c.srv.lobby.leave(c)
+		if c.seat != nil {
+			c.seat()
+		}
 		close(c.done)
 		c.conn.Close()
 	}()
@@ -201,6 +208,15 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 			c.answer(sealed, errorFrame(err))
 			return
 		}
+		if c.seat == nil {
+			seat, ok := c.srv.seats.take(seatWS, m.Device, slip.Choice != tally.ChoiceNone, c.srv.maxPhones)
+			if !ok {
+				c.answer(sealed, errorFrame(errFull))
+				return
+			}
+			c.seat = seat
+			c.srv.lobby.leave(c)
+		}
 		c.secret = m.Device
 		c.joined.Store(true)
 		c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.pongWait))
@@ -234,7 +250,12 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 			return
 		}
 		if m.Type == msgLeave {
+			// The phone is gone: its socket waits in the lobby again.
 			c.joined.Store(false)
+			c.seat()
+			c.seat = nil
+			c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.helloWait))
+			c.srv.enterLobby(c)
 		}
 		c.answer(sealed, ackFrame(slip))
 	}
@@ -246,6 +267,9 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 // can register phones without bound.
 func (s *Server) joinPhone(ctx context.Context, m phoneMessage) (tally.Slip, error) {
 	slip, err := s.store.Join(ctx, m.Device, false)
+	if err == nil {
+		s.phoneLimits.track(m.Device, time.Now())
+	}
 	if !errors.Is(err, tally.ErrUnknownPhone) {
 		return slip, err
 	}
@@ -258,7 +282,11 @@ func (s *Server) joinPhone(ctx context.Context, m phoneMessage) (tally.Slip, err
 	if !s.newPhones.Allow() {
 		return slip, errRateLimited
 	}
-	return s.store.Join(ctx, m.Device, true)
+	slip, err = s.store.Join(ctx, m.Device, true)
+	if err == nil {
+		s.phoneLimits.track(m.Device, time.Now())
+	}
+	return slip, err
 }
 
 // ackFrame encodes an ack so that its length does not depend on the choice:

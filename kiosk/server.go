@@ -91,6 +91,10 @@ type Server struct {
 	relayHostPort string
 	relayUp       atomic.Bool
 	maxPhones     int
+	lobbyMax      int // unjoined websockets at once (caps.go)
+	lobby         lobby
+	seats         *seats
+	streams       atomic.Int64 // open event streams, at most streamMax
 	limits        connLimits
 	sealer        *Sealer
 	newPhones     *rate.Limiter // registrations of phones new to the session
@@ -144,6 +148,8 @@ func New(cfg Config) *Server {
 		hub:       newHub(cfg.Store, cfg.Logger),
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		maxPhones: cfg.MaxPhones,
+		lobbyMax:  max(cfg.MaxPhones/2, 64),
+		seats:     newSeats(),
 		codeLimit: rate.NewLimiter(codeRate, codeBurst),
 		now:       cfg.Now,
 		limits:    defaultLimits,
@@ -279,17 +285,15 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// handleWS takes every websocket into the lobby, which makes room by
+// closing the oldest that has not said hello (caps.go): a phone's seat is
+// taken only once its hello passed the checks.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
-	if s.hub.connected.Add(1) > int64(s.maxPhones) {
-		s.hub.connected.Add(-1)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "full", "message": "the kiosk has as many phones as it can take"})
-		return
-	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.hub.connected.Add(-1)
 		return // the upgrader has answered
 	}
+	s.hub.connected.Add(1)
 	c := &client{
 		hub:       s.hub,
 		srv:       s,
@@ -312,6 +316,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
+	s.enterLobby(c)
 	go c.writeLoop()
 	go c.readLoop(s.ctx)
 }
