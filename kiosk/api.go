@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"runtime"
@@ -62,11 +63,17 @@ func (s *Server) waitForStateOr(w http.ResponseWriter, r *http.Request, others .
 	q := r.URL.Query()
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {
+		// Not finite or negative is refused; anything longer than maxWait
+		// is maxWait, compared before converting, since a float beyond
+		// time.Duration's range converts to nonsense.
 		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil || secs < 0 || secs != secs {
-			return tally.State{}, fmt.Errorf("%w: wait must be a number of seconds", errBadMessage)
+		if err != nil || math.IsInf(secs, 0) || math.IsNaN(secs) || secs < 0 {
+			return tally.State{}, fmt.Errorf("%w: wait must be a finite, non-negative number of seconds", errBadMessage)
 		}
-		wait = min(time.Duration(secs*float64(time.Second)), maxWait)
+		wait = maxWait
+		if secs < maxWait.Seconds() {
+			wait = time.Duration(secs * float64(time.Second))
+		}
 	}
 	v := q.Get("seen")
 	if v == "" || wait == 0 {
