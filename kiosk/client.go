@@ -223,12 +223,10 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 		st := store.State()
 		c.queue(newRoundMessage(st))
 		c.answer(sealed, ackFrame(slip))
-		if slip.SeriesDay != "" && slip.Round == st.Round.ID {
-			// Sealed like the ack: on an open network it would tell a
-			// listener that this phone consented before.
-			b, _ := json.Marshal(seriesMessage{Type: msgSeries, Round: slip.Round, ConsentedOn: slip.SeriesDay})
-			c.answer(sealed, b)
-		}
+		// Every phone hears a series message of one length, sealed like the
+		// ack: were it sent only to phones with an offer, a listener would
+		// learn from the count of frames who consented before.
+		c.answer(sealed, seriesFrame(slip, st))
 		c.wakeTally()
 	case msgSlip, msgLeave:
 		if !c.joined.Load() {
