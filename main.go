@@ -262,7 +262,13 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		store.SetUnreachable(ctx, true)
 	}
 
+	var hookStatus *kiosk.HookStatus
+	if o.hooks.OnUnlock != "" || o.hooks.OnLock != "" {
+		hookStatus = kiosk.NewHookStatus()
+		o.hooks.Status = hookStatus
+	}
 	srv := kiosk.New(kiosk.Config{
+		HookStatus: hookStatus,
 		Store:      store,
 		AdminToken: o.adminToken,
 		PublicURL:  o.publicURL,

@@ -142,6 +142,13 @@ type stateAnswer struct {
 	Relay *relayAnswer `json:"relay,omitempty"`
 	// Hints are codes of advice the pages explain in plain words.
 	Hints []string `json:"hints"`
+	// JoinLimit is how many phones may join the session; JoinLimitHit
+	// whether one was refused for it and the session is still at it.
+	JoinLimit    int  `json:"join_limit"`
+	JoinLimitHit bool `json:"join_limit_hit"`
+	// HookProblem is why a lock or unlock hook could not run, while it
+	// could not; absent while the hooks run, or without hooks.
+	HookProblem string `json:"hook_problem,omitempty"`
 }
 
 type relayAnswer struct {
@@ -166,6 +173,11 @@ func (s *Server) stateAnswer(st tally.State) stateAnswer {
 	a := newStateAnswer(st)
 	a.LecturerDevices, _ = s.auth.devices()
 	a.Hints = s.Hints(st)
+	a.JoinLimit = joinLimit(st.Headcount)
+	a.JoinLimitHit = s.joins.hit(st.Issued, a.JoinLimit)
+	if s.hookStatus != nil {
+		a.HookProblem, _ = s.hookStatus.Problem()
+	}
 	if s.relayHost != "" {
 		a.Relay = &relayAnswer{URL: s.phoneURL, Connected: s.relayUp.Load()}
 	}
@@ -189,7 +201,11 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 		_, recorderChanged = s.recorder.Changed()
 	}
 	_, devicesChanged := s.auth.devices()
-	st, err := s.waitForStateOr(w, r, recorderChanged, devicesChanged)
+	var hooksChanged <-chan struct{}
+	if s.hookStatus != nil {
+		_, hooksChanged = s.hookStatus.Problem()
+	}
+	st, err := s.waitForStateOr(w, r, recorderChanged, devicesChanged, s.joins.wake.changed(), hooksChanged)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

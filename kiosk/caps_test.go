@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -256,4 +259,51 @@ func TestEveryPhoneHearsTheSameAfterHello(t *testing.T) {
 	if fmt.Sprint(old) != fmt.Sprint(fresh) {
 		t.Errorf("after hello a phone that consented before hears frames of sizes %v, a new phone %v; want the same", old, fresh)
 	}
+}
+
+// waitHookProblem long-polls /api/state until hook_problem is there or not.
+func (k *testKiosk) waitHookProblem(want bool) {
+	k.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := k.lecturer("GET", "/api/state", "")
+		if p, _ := st["hook_problem"].(string); (p != "") == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			k.t.Fatalf("hook_problem %v after 30 s; want present: %v", st["hook_problem"], want)
+		}
+		v := uint64(st["version"].(float64))
+		k.lecturer("GET", fmt.Sprintf("/api/state?wait=5&seen=%d", v), "")
+	}
+}
+
+// TestLockHookRetriedUntilItRuns: a lock hook that cannot start is tried
+// again until it runs, and /api/state shows the problem meanwhile.
+func TestLockHookRetriedUntilItRuns(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "stop-recorder")
+	marker := filepath.Join(dir, "stopped")
+	k := newTestKiosk(t)
+	status := NewHookStatus()
+	k.srv.hookStatus = status
+	h := Hooks{OnLock: script, Timeout: time.Minute, Retry: 20 * time.Millisecond, Status: status}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx, k.store); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// The command is missing: the lock hook does not start, and says so.
+	k.waitHookProblem(true)
+	if err := os.WriteFile(script+".tmp", []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(script+".tmp", script); err != nil {
+		t.Fatal(err)
+	}
+	waitForFile(t, marker, func(string) bool { _, err := os.Stat(marker); return err == nil })
+	k.waitHookProblem(false)
 }

@@ -261,8 +261,9 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 
 // joinPhone registers the phone that sent m, a hello, over either
 // transport. A phone the session knows rejoins at once; a new one needs a
-// valid join token and a share of the kiosk's join rate, so that no script
-// can register phones without bound.
+// valid join token, a place within the join limit (joinlimit.go) and a
+// share of the kiosk's join rate, so that no script can register phones
+// without bound.
 func (s *Server) joinPhone(ctx context.Context, m phoneMessage) (tally.Slip, error) {
 	slip, err := s.store.Join(ctx, m.Device, false)
 	if err == nil {
@@ -277,6 +278,12 @@ func (s *Server) joinPhone(ctx context.Context, m phoneMessage) (tally.Slip, err
 	if err := s.join.verify(m.Join); err != nil {
 		return slip, err // say why the token did not do
 	}
+	st := s.store.State()
+	done, ok := s.joins.enter(st.Issued, joinLimit(st.Headcount))
+	if !ok {
+		return slip, errJoinLimit
+	}
+	defer done()
 	if !s.newPhones.Allow() {
 		return slip, errRateLimited
 	}

@@ -60,8 +60,11 @@ type Config struct {
 	// Recorder, when set, is a guard keeping recording software in line;
 	// the projector page shows its status.
 	Recorder RecorderGuard
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// HookStatus, when set, is the -on-lock and -on-unlock hooks' status;
+	// /api/state shows its problem.
+	HookStatus *HookStatus
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // RecorderGuard is a guard that keeps recording software in line with the
@@ -98,6 +101,8 @@ type Server struct {
 	limits        connLimits
 	sealer        *Sealer
 	newPhones     *rate.Limiter // registrations of phones new to the session
+	joins         joinGate      // the join limit
+	hookStatus    *HookStatus   // nil without hooks
 	upgrader      websocket.Upgrader
 	codeLimit     *rate.Limiter
 	// phoneLimits rate-limits phones on the HTTP fallback.
@@ -140,19 +145,20 @@ func New(cfg Config) *Server {
 		cfg.MaxPhones = DefaultMaxPhones
 	}
 	s := &Server{
-		store:     cfg.Store,
-		recorder:  cfg.Recorder,
-		log:       cfg.Logger,
-		auth:      newLecturerAuth(cfg.AdminToken, cfg.Store, cfg.Now, cfg.Logger),
-		join:      joinTokens{key: cfg.Store.Key("join-token"), now: cfg.Now},
-		hub:       newHub(cfg.Store, cfg.Logger),
-		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
-		maxPhones: cfg.MaxPhones,
-		lobbyMax:  max(cfg.MaxPhones/2, 64),
-		seats:     newSeats(),
-		codeLimit: rate.NewLimiter(codeRate, codeBurst),
-		now:       cfg.Now,
-		limits:    defaultLimits,
+		store:      cfg.Store,
+		recorder:   cfg.Recorder,
+		hookStatus: cfg.HookStatus,
+		log:        cfg.Logger,
+		auth:       newLecturerAuth(cfg.AdminToken, cfg.Store, cfg.Now, cfg.Logger),
+		join:       joinTokens{key: cfg.Store.Key("join-token"), now: cfg.Now},
+		hub:        newHub(cfg.Store, cfg.Logger),
+		publicURL:  strings.TrimRight(cfg.PublicURL, "/"),
+		maxPhones:  cfg.MaxPhones,
+		lobbyMax:   max(cfg.MaxPhones/2, 64),
+		seats:      newSeats(),
+		codeLimit:  rate.NewLimiter(codeRate, codeBurst),
+		now:        cfg.Now,
+		limits:     defaultLimits,
 		// The seal key survives restarts with the store's key, so a phone
 		// whose page stayed open keeps sealing to the right key.
 		sealer:    NewSealer(sealSeed()),
