@@ -146,8 +146,8 @@ type stateAnswer struct {
 	// whether one was refused for it and the session is still at it.
 	JoinLimit    int  `json:"join_limit"`
 	JoinLimitHit bool `json:"join_limit_hit"`
-	// HookProblem is why a lock or unlock hook could not run, while it
-	// could not; absent while the hooks run, or without hooks.
+	// HookProblem is why the lock hook did not start, while it is being
+	// tried again; absent while the hooks start, or without hooks.
 	HookProblem string `json:"hook_problem,omitempty"`
 }
 

@@ -110,9 +110,9 @@ func (h Hooks) Run(ctx context.Context, src StateSource) {
 const hookRetryMax = 30 * time.Second
 
 // runUntilStarted runs the hook for st, each try bounded by the timeout. A
-// lock hook that does not start is tried again until ctx ends; an unlock
-// hook is not (the kiosk's side of failing is locked), but either shows as
-// the hook problem until a hook starts.
+// lock hook that does not start is tried again until ctx ends, and shows
+// as the hook problem until a hook starts; an unlock hook is not tried
+// again, since what it would start is then simply not running.
 func (h Hooks) runUntilStarted(ctx context.Context, line string, st tally.State) {
 	wait := h.Retry
 	for {
@@ -123,14 +123,10 @@ func (h Hooks) runUntilStarted(ctx context.Context, line string, st tally.State)
 			h.Status.set("")
 			return
 		}
-		event := "unlock"
-		if !st.Unlocked {
-			event = "lock"
-		}
-		h.Status.set(shortProblem(event + " hook did not start: " + err.Error()))
 		if st.Unlocked {
-			return
+			return // fails safe: whatever the hook starts stays stopped
 		}
+		h.Status.set(shortProblem("lock hook did not start: " + err.Error()))
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -148,7 +144,7 @@ func shortProblem(s string) string {
 }
 
 // HookStatus tells the pages whether the hooks can run: the kiosk shows
-// hook_problem in /api/state while a hook could not start.
+// hook_problem in /api/state while a lock hook could not start.
 type HookStatus struct {
 	mu      sync.Mutex
 	problem string
