@@ -129,3 +129,11 @@ func (s *Server) enterLobby(c *client) {
 		old.conn.Close()
 	}
 }
+
+// FilesFor is how many file descriptors the phones' caps can hold with
+// this -max-phones: the lobby, the joined websockets, the waiting HTTP
+// hellos and the event streams. Phones holding a slip may hold a few more,
+// bounded by the join limit.
+func FilesFor(maxPhones int) uint64 {
+	return uint64(max(maxPhones/2, 64) + 2*maxPhones + streamMax)
+}
