@@ -98,9 +98,20 @@ func TestConnectionCap(t *testing.T) {
 		t.Errorf("a phone holding a slip past the cap: %v; want its consent", ack)
 	}
 
-	x1, x2, x3 := k.connectPhone("x1"), k.connectPhone("x2"), k.connectPhone("x3")
-	waitClosed(t, x1.conn, "the oldest socket in a full lobby")
-	_, _ = x2, x3
+	// The lobby holds b, which left. Sockets that say nothing push the
+	// oldest out, one at a time, and never hold more than lobbyMax.
+	x1 := k.connectPhone("x1")
+	deadline := time.Now().Add(10 * time.Second)
+	for k.srv.lobby.len() < 2 { // x1 is in once its handler has run
+		if time.Now().After(deadline) {
+			t.Fatalf("lobby holds %d sockets; want b and x1", k.srv.lobby.len())
+		}
+		time.Sleep(10 * time.Millisecond) // bounded polling
+	}
+	k.connectPhone("x2")
+	waitClosed(t, b.conn, "the oldest socket in a full lobby")
+	k.connectPhone("x3")
+	waitClosed(t, x1.conn, "the next oldest socket in a full lobby")
 	if n := k.srv.lobby.len(); n > 2 {
 		t.Errorf("lobby holds %d sockets; want at most 2", n)
 	}
