@@ -22,8 +22,8 @@ import (
 //     strangers take none. A phone that holds a slip always gets a seat.
 //   - event streams for recorders, capped on their own (streamMax).
 //
-// A device may hold at most seatsPerDevice seats at once, so one phone's
-// secret cannot be used to hold many.
+// A device holds at most seatsPerDevice seats at once, so one phone's
+// secret cannot be used to hold many: a new one ends its oldest.
 const (
 	seatWS = iota
 	seatPoll
@@ -79,47 +79,70 @@ type seats struct {
 	key []byte
 	mu  sync.Mutex
 	n   [seatKinds]int
-	dev map[[32]byte]int
+	dev map[[32]byte][]*seat // each device's seats, oldest first
+}
+
+type seat struct {
+	kind  int
+	evict func() // ends the connection or request holding the seat
+	gone  bool
 }
 
 func newSeats() *seats {
 	key := make([]byte, 32)
 	rand.Read(key)
-	return &seats{key: key, dev: map[[32]byte]int{}}
+	return &seats{key: key, dev: map[[32]byte][]*seat{}}
 }
 
-// take gives the device a seat of kind, unless limit are taken and it holds
-// no slip, or it holds seatsPerDevice already. release gives it back; it
-// may be called more than once.
-func (s *seats) take(kind int, device string, holdsSlip bool, limit int) (release func(), ok bool) {
+// take gives the device a seat of kind, unless limit are taken and it
+// holds no slip. A device that holds seatsPerDevice already gets one all
+// the same, and its oldest is ended with evict: a phone whose old sockets
+// have not timed out yet (a flaky Wi-Fi) is never locked out by its own
+// past. release gives the seat back; it may be called more than once.
+func (s *seats) take(kind int, device string, holdsSlip bool, limit int, evict func()) (release func(), ok bool) {
 	h := hmac.New(sha256.New, s.key)
 	h.Write([]byte(device))
 	var id [32]byte
 	h.Sum(id[:0])
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.dev[id] >= seatsPerDevice || (s.n[kind] >= limit && !holdsSlip) {
+	if s.n[kind] >= limit && !holdsSlip {
 		return func() {}, false
 	}
+	if mine := s.dev[id]; len(mine) >= seatsPerDevice {
+		old := mine[0]
+		s.drop(id, old)
+		go old.evict()
+	}
+	st := &seat{kind: kind, evict: evict}
 	s.n[kind]++
-	s.dev[id]++
-	var once sync.Once
+	s.dev[id] = append(s.dev[id], st)
 	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.n[kind]--
-			if s.dev[id]--; s.dev[id] <= 0 {
-				delete(s.dev, id)
-			}
-		})
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.drop(id, st)
 	}, true
 }
 
-func (s *seats) count(kind int) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n[kind]
+// drop gives back st, held by device id, unless it is gone already.
+func (s *seats) drop(id [32]byte, st *seat) {
+	if st.gone {
+		return
+	}
+	st.gone = true
+	s.n[st.kind]--
+	mine := s.dev[id]
+	for i, x := range mine {
+		if x == st {
+			mine = append(mine[:i], mine[i+1:]...)
+			break
+		}
+	}
+	if len(mine) == 0 {
+		delete(s.dev, id)
+	} else {
+		s.dev[id] = mine
+	}
 }
 
 // enterLobby puts a new or departed websocket in the lobby, closing the

@@ -307,3 +307,26 @@ func TestLockHookRetriedUntilItRuns(t *testing.T) {
 	waitForFile(t, marker, func(string) bool { _, err := os.Stat(marker); return err == nil })
 	k.waitHookProblem(false)
 }
+
+// TestFlakyPhoneIsNeverLockedOutByItsOldSockets: a phone whose dropped
+// sockets have not timed out yet holds many; each new hello ends the
+// oldest, so the phone always gets in and can withdraw, while one device
+// never holds more than seatsPerDevice.
+func TestFlakyPhoneIsNeverLockedOutByItsOldSockets(t *testing.T) {
+	k := newTestKiosk(t)
+	k.srv.maxPhones = 1
+	k.setHeadcount(1)
+	first := k.newPhone("a", k.joinToken())
+	first.slip("consent")
+	var last *testPhone
+	for range seatsPerDevice + 2 {
+		last = k.connectPhone("a")
+		last.hello("")
+		if ack := last.expect("ack"); ack["choice"] != "consent" {
+			t.Fatalf("reconnect: %v; want its consent", ack)
+		}
+	}
+	waitClosed(t, first.conn, "the device's oldest socket")
+	last.slip("refuse")
+	k.wantUnlock("withdrawn after many reconnects", http.StatusLocked, "refused")
+}

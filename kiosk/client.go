@@ -209,7 +209,7 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 			return
 		}
 		if c.seat == nil {
-			seat, ok := c.srv.seats.take(seatWS, m.Device, slip.Choice != tally.ChoiceNone, c.srv.maxPhones)
+			seat, ok := c.srv.seats.take(seatWS, m.Device, slip.Choice != tally.ChoiceNone, c.srv.maxPhones, func() { c.conn.Close() })
 			if !ok {
 				c.answer(sealed, errorFrame(errFull))
 				return

@@ -99,14 +99,14 @@ func (p *phoneLimits) track(secret string, now time.Time) {
 }
 
 // pollSeat checks a long-polling hello before it waits, and takes its seat.
-func (s *Server) pollSeat(ctx context.Context, m phoneMessage) (release func(), err error) {
+func (s *Server) pollSeat(ctx context.Context, m phoneMessage, evict func()) (release func(), err error) {
 	ctx, cancel := context.WithTimeout(ctx, storeWait)
 	defer cancel()
 	slip, err := s.joinPhone(ctx, m)
 	if err != nil {
 		return nil, err
 	}
-	release, ok := s.seats.take(seatPoll, m.Device, slip.Choice != tally.ChoiceNone, s.maxPhones)
+	release, ok := s.seats.take(seatPoll, m.Device, slip.Choice != tally.ChoiceNone, s.maxPhones, evict)
 	if !ok {
 		return nil, errFull
 	}
@@ -141,7 +141,11 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 		// Before anything waits: the phone must be one the session knows
 		// or bring a valid token, and then takes a long-poll seat of its
 		// own (caps.go), so strangers hold nothing open.
-		release, err := s.pollSeat(r.Context(), m)
+		// Ending the seat (its device took a newer one) answers at once.
+		ctx, evict := context.WithCancel(r.Context())
+		defer evict()
+		r = r.WithContext(ctx)
+		release, err := s.pollSeat(ctx, m, evict)
 		if err != nil {
 			s.phoneError(w, err)
 			return
