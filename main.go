@@ -106,7 +106,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.StringVar(&o.data, "data", "", "SQLite database `PATH` (default: kiosk.db in the user's config directory)")
 	fs.StringVar(&o.adminToken, "admin-token", getenv("KIOSK_ADMIN_TOKEN"), "lecturer `TOKEN` (also KIOSK_ADMIN_TOKEN; default: a random one)")
 	fs.StringVar(&o.publicURL, "public-url", "", "base `URL` put in the QR code (default: http://LAN-ADDRESS:PORT)")
-	fs.IntVar(&o.maxPhones, "max-phones", kiosk.DefaultMaxPhones, "most phone connections at once")
+	fs.IntVar(&o.maxPhones, "max-phones", kiosk.DefaultMaxPhones, "most joined phones at once (websockets, and as many waiting HTTP hellos)")
 	o.retention = tally.DefaultRetention
 	fs.Var(retentionFlag{&o.retention}, "retention", "`DAYS` how long to keep the record of ended rounds and the series' memory, as days (180d) or a duration (4320h); older ones are deleted at start and daily")
 	fs.StringVar(&o.hooks.OnUnlock, "on-unlock", "", "`COMMAND` run when the kiosk unlocks (interrupted when it locks again)")
@@ -202,11 +202,14 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		}
 	}
 
-	// Each phone holds one connection; the database, listener and runtime
-	// need a few dozen more.
+	// Each phone holds one connection, under the caps kiosk.FilesFor adds
+	// up; the database, listener and runtime need a few dozen more.
 	const filesPerKiosk = 64
-	if limit, err := kiosk.RaiseFileLimit(uint64(o.maxPhones) + filesPerKiosk); limit < uint64(o.maxPhones)+filesPerKiosk {
-		phones := max(int(limit)-filesPerKiosk, 0)
+	if limit, err := kiosk.RaiseFileLimit(kiosk.FilesFor(o.maxPhones) + filesPerKiosk); limit < kiosk.FilesFor(o.maxPhones)+filesPerKiosk {
+		phones := o.maxPhones
+		for phones > 1 && kiosk.FilesFor(phones)+filesPerKiosk > limit {
+			phones = phones * 9 / 10
+		}
 		log.Warn("the system's open-file limit caps how many phones can connect", "limit", limit, "phones", phones, "err", err)
 		o.maxPhones = max(phones, 1)
 	}
@@ -262,7 +265,13 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		store.SetUnreachable(ctx, true)
 	}
 
+	var hookStatus *kiosk.HookStatus
+	if o.hooks.OnUnlock != "" || o.hooks.OnLock != "" {
+		hookStatus = kiosk.NewHookStatus()
+		o.hooks.Status = hookStatus
+	}
 	srv := kiosk.New(kiosk.Config{
+		HookStatus: hookStatus,
 		Store:      store,
 		AdminToken: o.adminToken,
 		PublicURL:  o.publicURL,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"runtime"
@@ -62,11 +63,17 @@ func (s *Server) waitForStateOr(w http.ResponseWriter, r *http.Request, others .
 	q := r.URL.Query()
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {
+		// Not finite or negative is refused; anything longer than maxWait
+		// is maxWait, compared before converting, since a float beyond
+		// time.Duration's range converts to nonsense.
 		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil || secs < 0 || secs != secs {
-			return tally.State{}, fmt.Errorf("%w: wait must be a number of seconds", errBadMessage)
+		if err != nil || math.IsInf(secs, 0) || math.IsNaN(secs) || secs < 0 {
+			return tally.State{}, fmt.Errorf("%w: wait must be a finite, non-negative number of seconds", errBadMessage)
 		}
-		wait = min(time.Duration(secs*float64(time.Second)), maxWait)
+		wait = maxWait
+		if secs < maxWait.Seconds() {
+			wait = time.Duration(secs * float64(time.Second))
+		}
 	}
 	v := q.Get("seen")
 	if v == "" || wait == 0 {
@@ -135,6 +142,13 @@ type stateAnswer struct {
 	Relay *relayAnswer `json:"relay,omitempty"`
 	// Hints are codes of advice the pages explain in plain words.
 	Hints []string `json:"hints"`
+	// JoinLimit is how many phones may join the session; JoinLimitHit
+	// whether one was refused for it and the session is still at it.
+	JoinLimit    int  `json:"join_limit"`
+	JoinLimitHit bool `json:"join_limit_hit"`
+	// HookProblem is why the lock hook did not start, while it is being
+	// tried again; absent while the hooks start, or without hooks.
+	HookProblem string `json:"hook_problem,omitempty"`
 }
 
 type relayAnswer struct {
@@ -159,6 +173,11 @@ func (s *Server) stateAnswer(st tally.State) stateAnswer {
 	a := newStateAnswer(st)
 	a.LecturerDevices, _ = s.auth.devices()
 	a.Hints = s.Hints(st)
+	a.JoinLimit = joinLimit(st.Headcount)
+	a.JoinLimitHit = s.joins.hit(st.Issued, a.JoinLimit)
+	if s.hookStatus != nil {
+		a.HookProblem, _ = s.hookStatus.Problem()
+	}
 	if s.relayHost != "" {
 		a.Relay = &relayAnswer{URL: s.phoneURL, Connected: s.relayUp.Load()}
 	}
@@ -182,7 +201,11 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 		_, recorderChanged = s.recorder.Changed()
 	}
 	_, devicesChanged := s.auth.devices()
-	st, err := s.waitForStateOr(w, r, recorderChanged, devicesChanged)
+	var hooksChanged <-chan struct{}
+	if s.hookStatus != nil {
+		_, hooksChanged = s.hookStatus.Problem()
+	}
+	st, err := s.waitForStateOr(w, r, recorderChanged, devicesChanged, s.joins.wake.changed(), hooksChanged)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

@@ -1,6 +1,7 @@
 package kiosk
 
 import (
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,12 +77,14 @@ type client struct {
 	wrote     chan struct{} // closed when the writer returns
 	joined    atomic.Bool
 	limiter   *rate.Limiter
-	challenge []byte // random per connection; bound into every sealed frame
+	challenge []byte        // random per connection; bound into every sealed frame
+	lobbyAt   *list.Element // in the lobby while unjoined; guarded by its lock
 
 	// Owned by the reader goroutine.
 	secret  string // the one phone this connection speaks for, once known
 	sealed  bool   // the phone seals: never answer it in clear again
 	lastSeq uint32 // the last sealed frame's seq; the next must be higher
+	seat    func() // gives back the joined websocket's seat; nil without one
 }
 
 // queue is for news the hub sends: it never waits, so one slow phone
@@ -121,6 +124,10 @@ func (c *client) readLoop(ctx context.Context) {
 		case <-c.hub.done:
 		}
 		c.hub.connected.Add(-1)
+		c.srv.lobby.leave(c)
+		if c.seat != nil {
+			c.seat()
+		}
 		close(c.done)
 		c.conn.Close()
 	}()
@@ -218,18 +225,25 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 			c.answer(sealed, errorFrame(err))
 			return
 		}
+		if c.seat == nil {
+			seat, ok := c.srv.seats.take(seatWS, m.Device, slip.Choice != tally.ChoiceNone, c.srv.maxPhones, func() { c.conn.Close() })
+			if !ok {
+				c.answer(sealed, errorFrame(errFull))
+				return
+			}
+			c.seat = seat
+			c.srv.lobby.leave(c)
+		}
 		c.secret = m.Device
 		c.joined.Store(true)
 		c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.pongWait))
 		st := store.State()
 		c.reply(newRoundMessage(st))
 		c.answer(sealed, ackFrame(slip))
-		if slip.SeriesDay != "" && slip.Round == st.Round.ID {
-			// Sealed like the ack: on an open network it would tell a
-			// listener that this phone consented before.
-			b, _ := json.Marshal(seriesMessage{Type: msgSeries, Round: slip.Round, ConsentedOn: slip.SeriesDay})
-			c.answer(sealed, b)
-		}
+		// Every phone hears a series message of one length, sealed like the
+		// ack: were it sent only to phones with an offer, a listener would
+		// learn from the count of frames who consented before.
+		c.answer(sealed, seriesFrame(slip, st))
 		c.wakeTally()
 	case msgSlip, msgLeave:
 		if !c.joined.Load() {
@@ -251,7 +265,12 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 			return
 		}
 		if m.Type == msgLeave {
+			// The phone is gone: its socket waits in the lobby again.
 			c.joined.Store(false)
+			c.seat()
+			c.seat = nil
+			c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.helloWait))
+			c.srv.enterLobby(c)
 		}
 		c.answer(sealed, ackFrame(slip))
 	}
@@ -259,10 +278,14 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 
 // joinPhone registers the phone that sent m, a hello, over either
 // transport. A phone the session knows rejoins at once; a new one needs a
-// valid join token and a share of the kiosk's join rate, so that no script
-// can register phones without bound.
+// valid join token, a place within the join limit (joinlimit.go) and a
+// share of the kiosk's join rate, so that no script can register phones
+// without bound.
 func (s *Server) joinPhone(ctx context.Context, m phoneMessage) (tally.Slip, error) {
 	slip, err := s.store.Rejoin(ctx, m.Device)
+	if err == nil {
+		s.phoneLimits.track(m.Device, time.Now())
+	}
 	if !errors.Is(err, tally.ErrUnknownPhone) {
 		return slip, err
 	}
@@ -272,10 +295,20 @@ func (s *Server) joinPhone(ctx context.Context, m phoneMessage) (tally.Slip, err
 	if err := s.join.verify(m.Join); err != nil {
 		return slip, err // say why the token did not do
 	}
+	st := s.store.State()
+	done, ok := s.joins.enter(st.Issued, joinLimit(st.Headcount))
+	if !ok {
+		return slip, errJoinLimit
+	}
+	defer done()
 	if !s.newPhones.Allow() {
 		return slip, errRateLimited
 	}
-	return s.store.Admit(ctx, m.Device)
+	slip, err = s.store.Admit(ctx, m.Device)
+	if err == nil {
+		s.phoneLimits.track(m.Device, time.Now())
+	}
+	return slip, err
 }
 
 // ackFrame encodes an ack so that its length does not depend on the choice:

@@ -3,7 +3,6 @@ package kiosk
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -70,32 +69,52 @@ func TestWithdrawalLocksWhileDiskIsSlow(t *testing.T) {
 	k.wantUnlock("after", 200, "")
 }
 
-// TestConnectionCap: past the cap, the kiosk refuses a websocket with a
-// clear 503 answer, and takes one again when a phone leaves.
+// TestConnectionCap: past the cap on joined websockets, a hello gets a
+// clear "full" error and the phone is taken again when one leaves; a phone
+// that holds a slip always gets in; and sockets that never say hello only
+// push the oldest of their kind out of the lobby.
 func TestConnectionCap(t *testing.T) {
 	k := newTestKiosk(t)
 	k.srv.maxPhones = 2
-	a, b := k.connectPhone("a"), k.connectPhone("b")
-	_ = b
-	_, resp, err := k.dial(k.http.URL)
-	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("third connection: %v %v; want 503", resp, err)
+	k.srv.lobbyMax = 2
+	k.setHeadcount(3)
+	join := k.joinToken()
+	a, b := k.newPhone("a", join), k.newPhone("b", join)
+	a.slip("consent")
+	c := k.connectPhone("c")
+	c.hello(join)
+	if e := c.expectError(); e["code"] != "full" || e["message"] == "" {
+		t.Errorf("hello past the cap: %v; want error full with a message", e)
 	}
-	var body map[string]string
-	json.NewDecoder(resp.Body).Decode(&body)
-	if body["error"] != "full" || body["message"] == "" {
-		t.Errorf("refusal body %v; want error full with a message", body)
+	b.leave()
+	c.hello(join)
+	if ack := c.expect("ack"); ack["choice"] != "none" {
+		t.Errorf("hello after one left: %v; want joined", ack)
 	}
-	a.conn.Close()
+	// a's page opens a second connection while the kiosk is full again: a
+	// holds a slip, so it gets in.
+	a2 := k.connectPhone("a")
+	a2.hello("")
+	if ack := a2.expect("ack"); ack["choice"] != "consent" {
+		t.Errorf("a phone holding a slip past the cap: %v; want its consent", ack)
+	}
+
+	// The lobby holds b, which left. Sockets that say nothing push the
+	// oldest out, one at a time, and never hold more than lobbyMax.
+	x1 := k.connectPhone("x1")
 	deadline := time.Now().Add(10 * time.Second)
-	for k.srv.hub.connected.Load() > 1 {
+	for k.srv.lobby.len() < 2 { // x1 is in once its handler has run
 		if time.Now().After(deadline) {
-			t.Fatal("a closed connection still counts against the cap")
+			t.Fatalf("lobby holds %d sockets; want b and x1", k.srv.lobby.len())
 		}
 		time.Sleep(10 * time.Millisecond) // bounded polling
 	}
-	if _, _, err := k.dial(k.http.URL); err != nil {
-		t.Errorf("connection after one left: %v; want accepted", err)
+	k.connectPhone("x2")
+	waitClosed(t, b.conn, "the oldest socket in a full lobby")
+	k.connectPhone("x3")
+	waitClosed(t, x1.conn, "the next oldest socket in a full lobby")
+	if n := k.srv.lobby.len(); n > 2 {
+		t.Errorf("lobby holds %d sockets; want at most 2", n)
 	}
 }
 

@@ -26,6 +26,9 @@ var (
 	errSealRequired     = errors.New("this connection seals; a frame in clear is refused")
 	errBadHost          = errors.New("not one of the kiosk's names")
 	errNotRelayed       = errors.New("not a phone path")
+	errFull             = errors.New("the kiosk has as many phones as it can take")
+	errStreamsFull      = errors.New("the kiosk has as many event streams as it can take")
+	errJoinLimit        = errors.New("as many phones have joined as the headcount allows")
 )
 
 // apiError is what a client is told about a failure: an HTTP status, a
@@ -69,6 +72,12 @@ func classify(err error) apiError {
 		return apiError{http.StatusForbidden, "join-expired", "this QR code has expired; scan the one shown in the room now"}
 	case errors.Is(err, errJoinInvalid):
 		return apiError{http.StatusForbidden, "join-invalid", "this is not a valid join link; scan the QR code shown in the room"}
+	case errors.Is(err, errJoinLimit):
+		return apiError{http.StatusForbidden, "join-limit", "as many phones have joined as there are people here; ask the lecturer to check the headcount"}
+	case errors.Is(err, errStreamsFull):
+		return apiError{http.StatusServiceUnavailable, "full", "the kiosk has as many event streams as it can take; poll /api/unlock instead"}
+	case errors.Is(err, errFull):
+		return apiError{http.StatusServiceUnavailable, "full", "the kiosk has as many phones as it can take"}
 	case errors.Is(err, errHelloFirst):
 		return apiError{http.StatusBadRequest, "hello-first", "send hello before anything else"}
 	case errors.Is(err, errSealExpired):

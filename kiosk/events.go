@@ -25,6 +25,13 @@ func newUnlockAnswer(st tally.State) unlockAnswer {
 // one event now and one on every change, so a recorder hears a lock without
 // polling. The stream ending means locked, like any other failure.
 func (s *Server) handleUnlockEvents(w http.ResponseWriter, r *http.Request) {
+	// Streams have a cap of their own: they never take a phone's place.
+	if s.streams.Add(1) > streamMax {
+		s.streams.Add(-1)
+		writeError(w, r, s.log, errStreamsFull)
+		return
+	}
+	defer s.streams.Add(-1)
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -1,6 +1,7 @@
 package kiosk
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -35,7 +36,12 @@ type Hooks struct {
 	// is interrupted then, whatever the timeout: an unlock hook must never
 	// outlive the unlock.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// Retry is the first wait before a lock hook that did not start is
+	// tried again; each wait doubles, up to hookRetryMax. 0 means 1 s.
+	Retry time.Duration
+	// Status, when set, is told whether the hooks can start.
+	Status *HookStatus
+	Logger *slog.Logger
 }
 
 // StateSource is what the hooks watch; *tally.Store is one.
@@ -45,10 +51,16 @@ type StateSource interface {
 
 // Run runs the hook for the current state once at start (so a recorder left
 // running before a crash is stopped), then one on each transition, until ctx
-// is done. It returns when every hook it started has ended.
+// is done. It returns when every hook it started has ended. A lock hook
+// that cannot start (a missing command, no file descriptors left) is tried
+// again, waiting longer each time, until it starts or a newer state
+// supersedes it: a recorder that follows the hooks must hear the lock.
 func (h Hooks) Run(ctx context.Context, src StateSource) {
 	if h.Logger == nil {
 		h.Logger = slog.Default()
+	}
+	if h.Retry <= 0 {
+		h.Retry = time.Second
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -65,14 +77,14 @@ func (h Hooks) Run(ctx context.Context, src StateSource) {
 			stopPrev()
 			stopPrev = func() {}
 			if line := h.lineFor(unlocked); line != "" {
-				hctx, cancel := context.WithTimeout(ctx, h.Timeout)
+				sctx, cancel := context.WithCancel(ctx) // ends when superseded
 				stopPrev = cancel
 				wg.Add(1)
 				cur := st // the loop reassigns st while the hook runs
 				go func() {
 					defer wg.Done()
 					defer cancel()
-					h.run(hctx, line, cur)
+					h.runUntilStarted(sctx, line, cur)
 				}()
 			}
 		}
@@ -94,6 +106,74 @@ func (h Hooks) Run(ctx context.Context, src StateSource) {
 	}
 }
 
+// hookRetryMax is the longest wait between tries of a lock hook.
+const hookRetryMax = 30 * time.Second
+
+// runUntilStarted runs the hook for st, each try bounded by the timeout. A
+// lock hook that does not start is tried again until ctx ends, and shows
+// as the hook problem until a hook starts; an unlock hook is not tried
+// again, since what it would start is then simply not running.
+func (h Hooks) runUntilStarted(ctx context.Context, line string, st tally.State) {
+	wait := h.Retry
+	for {
+		tctx, cancel := context.WithTimeout(ctx, h.Timeout)
+		err := h.run(tctx, line, st)
+		cancel()
+		if err == nil {
+			h.Status.set("")
+			return
+		}
+		if st.Unlocked {
+			return // fails safe: whatever the hook starts stays stopped
+		}
+		h.Status.set(shortProblem("lock hook did not start: " + err.Error()))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait = min(2*wait, hookRetryMax)
+	}
+}
+
+func shortProblem(s string) string {
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return s
+}
+
+// HookStatus tells the pages whether the hooks can run: the kiosk shows
+// hook_problem in /api/state while a lock hook could not start.
+type HookStatus struct {
+	mu      sync.Mutex
+	problem string
+	wake    notifier
+}
+
+// NewHookStatus returns a status with no problem.
+func NewHookStatus() *HookStatus { return &HookStatus{} }
+
+// Problem returns the current problem ("" for none) and a channel closed
+// at its next change.
+func (s *HookStatus) Problem() (string, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.problem, s.wake.changed()
+}
+
+func (s *HookStatus) set(p string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p != s.problem {
+		s.problem = p
+		s.wake.notify()
+	}
+}
+
 func (h Hooks) lineFor(unlocked bool) string {
 	if unlocked {
 		return h.OnUnlock
@@ -101,7 +181,9 @@ func (h Hooks) lineFor(unlocked bool) string {
 	return h.OnLock
 }
 
-func (h Hooks) run(ctx context.Context, line string, st tally.State) {
+// run runs one hook and returns an error only when it did not start; how
+// it ended is logged.
+func (h Hooks) run(ctx context.Context, line string, st tally.State) error {
 	argv := strings.Fields(line)
 	if h.Shell {
 		argv = []string{"sh", "-c", line}
@@ -110,7 +192,7 @@ func (h Hooks) run(ctx context.Context, line string, st tally.State) {
 		}
 	}
 	if len(argv) == 0 {
-		return
+		return nil
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	if runtime.GOOS != "windows" {
@@ -128,7 +210,14 @@ func (h Hooks) run(ctx context.Context, line string, st tally.State) {
 		event = "unlock"
 	}
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		h.Logger.Warn("hook did not start", "event", event, "command", argv[0], "err", err)
+		return err
+	}
+	err := cmd.Wait()
+	out := buf.Bytes()
 	if len(out) > hookOutputLimit {
 		out = append(out[:hookOutputLimit], "…"...)
 	}
@@ -141,4 +230,5 @@ func (h Hooks) run(ctx context.Context, line string, st tally.State) {
 	default:
 		h.Logger.Info("hook ran", attrs...)
 	}
+	return nil
 }

@@ -2,7 +2,9 @@ package kiosk
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -86,15 +88,23 @@ func newRoundMessage(st tally.State) []byte {
 	return b
 }
 
-// seriesMessage is the kiosk → phone "series" message, sent after hello to
-// a phone that consented earlier in the round's series (R5): the page offers
-// to confirm that consent with one tap, which sends an ordinary slip.
-// It names no series (the round message does), so that it always fits a
-// sealed answer.
-type seriesMessage struct {
-	Type        string `json:"type"`
-	Round       int64  `json:"round"`
-	ConsentedOn string `json:"consented_on"` // YYYY-MM-DD
+// The kiosk → phone "series" message goes to every phone after hello
+// (seriesFrame): to one that consented earlier in the round's series (R5)
+// it names the day, and the page offers to confirm that consent with one
+// tap, which sends an ordinary slip; to any other it says "none". It names
+// no series (the round message does), so that it always fits a sealed
+// answer.
+
+// seriesFrame is the series message a phone hears after hello: the day
+// it consented earlier in the round's series, or "none", padded so that both
+// are the same length on the wire.
+func seriesFrame(slip tally.Slip, st tally.State) []byte {
+	day := "none"
+	if slip.SeriesDay != "" && slip.Round == st.Round.ID {
+		day = slip.SeriesDay
+	}
+	pad := strings.Repeat(" ", max(len("2006-01-02")-len(day), 0))
+	return fmt.Appendf(nil, `{"type":%q,"round":%d,"consented_on":%q%s}`, msgSeries, st.Round.ID, day, pad)
 }
 
 // run is the only goroutine that touches the client set. It returns once

@@ -51,32 +51,66 @@ func newPhoneLimits(max int, lim connLimits) *phoneLimits {
 	return &phoneLimits{key: key, max: max, rate: lim.msgRate, burst: lim.msgBurst, m: map[[32]byte]*phoneLimit{}}
 }
 
-// allow reports whether the phone with this secret may send a message now.
-func (p *phoneLimits) allow(secret string, now time.Time) bool {
+func (p *phoneLimits) id(secret string) [32]byte {
 	h := hmac.New(sha256.New, p.key)
 	h.Write([]byte(secret))
 	var id [32]byte
 	h.Sum(id[:0])
+	return id
+}
 
+// allow reports whether the phone with this secret may send a message now.
+// Only phones the session knows are tracked (track, after their hello
+// passed the checks), so made-up secrets cannot fill the table; a message
+// from one the table does not hold is let through to the store, which
+// refuses a stranger without writing anything.
+func (p *phoneLimits) allow(secret string, now time.Time) bool {
+	id := p.id(secret)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l, ok := p.m[id]
 	if !ok {
-		if len(p.m) >= p.max {
-			for k, v := range p.m {
-				if now.Sub(v.used) > phoneLimitIdle {
-					delete(p.m, k)
-				}
-			}
-			if len(p.m) >= p.max {
-				return false
-			}
-		}
-		l = &phoneLimit{lim: rate.NewLimiter(p.rate, p.burst)}
-		p.m[id] = l
+		return true
 	}
 	l.used = now
 	return l.lim.AllowN(now, 1)
+}
+
+// track starts limiting a phone that has joined. When the table is full of
+// phones active within phoneLimitIdle, the phone goes untracked.
+func (p *phoneLimits) track(secret string, now time.Time) {
+	id := p.id(secret)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.m[id]; ok {
+		return
+	}
+	if len(p.m) >= p.max {
+		for k, v := range p.m {
+			if now.Sub(v.used) > phoneLimitIdle {
+				delete(p.m, k)
+			}
+		}
+		if len(p.m) >= p.max {
+			return
+		}
+	}
+	p.m[id] = &phoneLimit{lim: rate.NewLimiter(p.rate, p.burst), used: now}
+}
+
+// pollSeat checks a long-polling hello before it waits, and takes its seat.
+func (s *Server) pollSeat(ctx context.Context, m phoneMessage, evict func()) (release func(), err error) {
+	ctx, cancel := context.WithTimeout(ctx, storeWait)
+	defer cancel()
+	slip, err := s.joinPhone(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	release, ok := s.seats.take(seatPoll, m.Device, slip.Choice != tally.ChoiceNone, s.maxPhones, evict)
+	if !ok {
+		return nil, errFull
+	}
+	return release, nil
 }
 
 // handlePhone is the phones' fallback for networks that block websockets:
@@ -107,13 +141,22 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 		s.phoneError(w, sealed, errRateLimited)
 		return
 	}
-	// A waiting phone holds a request open as a websocket holds a
-	// connection, so both count against the same cap.
-	if s.hub.connected.Add(1) > int64(s.maxPhones) {
-		s.hub.connected.Add(-1)
-		writeJSON(w, http.StatusServiceUnavailable, []map[string]string{{"type": "error", "code": "full", "message": "the kiosk has as many phones as it can take"}})
-		return
+	if m.Type == msgHello && m.HasSeen {
+		// Before anything waits: the phone must be one the session knows
+		// or bring a valid token, and then takes a long-poll seat of its
+		// own (caps.go), so strangers hold nothing open.
+		// Ending the seat (its device took a newer one) answers at once.
+		ctx, evict := context.WithCancel(r.Context())
+		defer evict()
+		r = r.WithContext(ctx)
+		release, err := s.pollSeat(ctx, m, evict)
+		if err != nil {
+			s.phoneError(w, sealed, err)
+			return
+		}
+		defer release()
 	}
+	s.hub.connected.Add(1) // for /api/runtime
 	defer s.hub.connected.Add(-1)
 
 	ctx, cancel := context.WithCancel(r.Context())
@@ -138,7 +181,9 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 		}
 		st := s.store.State()
 		t, _ := json.Marshal(newTallyMessage(st))
-		s.writePhone(w, sealed, http.StatusOK, newRoundMessage(st), ackFrame(slip), t)
+		// The series message as on the websocket: every phone hears one, of
+		// one length, so its presence tells a listener nothing.
+		s.writePhone(w, sealed, http.StatusOK, newRoundMessage(st), ackFrame(slip), seriesFrame(slip, st), t)
 	case msgSlip, msgLeave:
 		sctx, scancel := context.WithTimeout(ctx, storeWait)
 		defer scancel()

@@ -107,6 +107,12 @@ func (p *sealedPhone) helloSealed(join string) map[string]any {
 	p.t.Helper()
 	p.sendSealed(fmt.Sprintf(`{"type":"hello","join":%q,"device":%q}`, join, p.device))
 	m, _ := p.answer()
+	if m["type"] == "ack" {
+		// Every phone hears a sealed series message after its ack.
+		if s, _ := p.answer(); s["type"] != "series" {
+			p.t.Fatalf("after the sealed hello's ack: %v; want the series message", s)
+		}
+	}
 	return m
 }
 

@@ -60,8 +60,11 @@ type Config struct {
 	// Recorder, when set, is a guard keeping recording software in line;
 	// the projector page shows its status.
 	Recorder RecorderGuard
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// HookStatus, when set, is the -on-lock and -on-unlock hooks' status;
+	// /api/state shows its problem.
+	HookStatus *HookStatus
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // RecorderGuard is a guard that keeps recording software in line with the
@@ -91,9 +94,15 @@ type Server struct {
 	relayHostPort string
 	relayUp       atomic.Bool
 	maxPhones     int
+	lobbyMax      int // unjoined websockets at once (caps.go)
+	lobby         lobby
+	seats         *seats
+	streams       atomic.Int64 // open event streams, at most streamMax
 	limits        connLimits
 	sealer        *Sealer
 	newPhones     *rate.Limiter // registrations of phones new to the session
+	joins         joinGate      // the join limit
+	hookStatus    *HookStatus   // nil without hooks
 	upgrader      websocket.Upgrader
 	codeLimit     *rate.Limiter
 	// phoneLimits rate-limits phones on the HTTP fallback.
@@ -138,21 +147,22 @@ func New(cfg Config) *Server {
 		cfg.MaxPhones = DefaultMaxPhones
 	}
 	s := &Server{
-		store:     cfg.Store,
-		recorder:  cfg.Recorder,
-		log:       cfg.Logger,
-		auth:      newLecturerAuth(cfg.AdminToken, cfg.Store, cfg.Now, cfg.Logger),
-		join:      joinTokens{key: cfg.Store.DeriveKey("join-token"), now: cfg.Now},
-		hub:       newHub(cfg.Store, cfg.Logger),
-		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
-		maxPhones: cfg.MaxPhones,
-		codeLimit: rate.NewLimiter(codeRate, codeBurst),
-		now:       cfg.Now,
-		limits:    defaultLimits,
-		// The seal key survives restarts with the store's key, so a phone
-		// whose page stayed open keeps sealing to the right key.
-		sealer:    NewSealer(sealSeed()),
-		newPhones: rate.NewLimiter(joinRate, cfg.MaxPhones),
+		store:      cfg.Store,
+		recorder:   cfg.Recorder,
+		hookStatus: cfg.HookStatus,
+		log:        cfg.Logger,
+		auth:       newLecturerAuth(cfg.AdminToken, cfg.Store, cfg.Now, cfg.Logger),
+		join:       joinTokens{key: cfg.Store.DeriveKey("join-token"), now: cfg.Now},
+		hub:        newHub(cfg.Store, cfg.Logger),
+		publicURL:  strings.TrimRight(cfg.PublicURL, "/"),
+		maxPhones:  cfg.MaxPhones,
+		lobbyMax:   max(cfg.MaxPhones/2, 64),
+		seats:      newSeats(),
+		codeLimit:  rate.NewLimiter(codeRate, codeBurst),
+		now:        cfg.Now,
+		limits:     defaultLimits,
+		sealer:     NewSealer(sealSeed()), // new at each start: see sealSeed
+		newPhones:  rate.NewLimiter(joinRate, cfg.MaxPhones),
 	}
 	s.phoneLimits = newPhoneLimits(2*cfg.MaxPhones, s.limits)
 	s.httpSeals = newHTTPSeals(2 * cfg.MaxPhones)
@@ -282,17 +292,15 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// handleWS takes every websocket into the lobby, which makes room by
+// closing the oldest that has not said hello (caps.go): a phone's seat is
+// taken only once its hello passed the checks.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
-	if s.hub.connected.Add(1) > int64(s.maxPhones) {
-		s.hub.connected.Add(-1)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "full", "message": "the kiosk has as many phones as it can take"})
-		return
-	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.hub.connected.Add(-1)
 		return // the upgrader has answered
 	}
+	s.hub.connected.Add(1)
 	c := &client{
 		hub:       s.hub,
 		srv:       s,
@@ -317,6 +325,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
+	s.enterLobby(c)
 	go c.writeLoop()
 	go c.readLoop(s.ctx)
 }
