@@ -156,12 +156,12 @@ func (c *client) readLoop(ctx context.Context) {
 			c.sendError(fmt.Errorf("%w: send JSON text frames", errBadMessage))
 			continue
 		}
-		m, sealed, err := c.decode(data)
+		m, how, err := c.decode(data)
 		if err != nil {
-			c.answer(sealed, errorFrame(err))
+			c.answer(how, errorFrame(err))
 			continue
 		}
-		c.handle(ctx, m, sealed)
+		c.handle(ctx, m, how)
 	}
 }
 
@@ -169,38 +169,34 @@ func (c *client) readLoop(ctx context.Context) {
 // returns what seals the answer; once a phone has sealed, a frame in clear
 // is refused, so that no answer on the connection can echo a choice in
 // clear.
-func (c *client) decode(data []byte) (phoneMessage, *Opened, error) {
+func (c *client) decode(data []byte) (phoneMessage, replySeal, error) {
 	var head struct {
 		Type string `json:"type"`
 	}
 	if json.Unmarshal(data, &head) != nil || head.Type != msgSealed {
 		if c.sealed {
-			return phoneMessage{}, nil, errSealRequired
+			return phoneMessage{}, inClear, errSealRequired
 		}
 		m, err := decodePhoneMessage(data)
-		return m, nil, err
+		return m, inClear, err
 	}
 	o, err := c.srv.sealer.OpenFrame(data, c.challenge)
 	if err != nil {
-		return phoneMessage{}, nil, err
+		return phoneMessage{}, inClear, err
 	}
 	if o.Seq <= c.lastSeq {
 		// A frame captured earlier on this connection, played again.
-		return phoneMessage{}, nil, fmt.Errorf("%w: seq %d after %d", ErrSealBroken, o.Seq, c.lastSeq)
+		return phoneMessage{}, inClear, fmt.Errorf("%w: seq %d after %d", ErrSealBroken, o.Seq, c.lastSeq)
 	}
 	c.lastSeq = o.Seq
 	c.sealed = true
 	m, err := decodePhoneMessage(o.Msg)
-	return m, &o, err
+	return m, sealedBy(o), err
 }
 
 // answer sends the answer to one message: sealed if the message was.
-func (c *client) answer(sealed *Opened, msg []byte) {
-	if sealed == nil {
-		c.reply(msg)
-		return
-	}
-	b, err := sealed.SealReply(msg)
+func (c *client) answer(how replySeal, msg []byte) {
+	b, err := how.seal(msg)
 	if err != nil {
 		c.srv.log.Error("seal answer", "err", err)
 		return
@@ -208,7 +204,7 @@ func (c *client) answer(sealed *Opened, msg []byte) {
 	c.reply(b)
 }
 
-func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
+func (c *client) handle(ctx context.Context, m phoneMessage, how replySeal) {
 	ctx, cancel := context.WithTimeout(ctx, storeWait)
 	defer cancel()
 	store := c.srv.store
@@ -217,18 +213,18 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 		if c.secret != "" && m.Device != c.secret {
 			// One connection speaks for one phone, so a script cannot mint
 			// phones by saying hello with fresh secrets on one connection.
-			c.answer(sealed, errorFrame(errOnePhone))
+			c.answer(how, errorFrame(errOnePhone))
 			return
 		}
 		slip, err := c.srv.joinPhone(ctx, m)
 		if err != nil {
-			c.answer(sealed, errorFrame(err))
+			c.answer(how, errorFrame(err))
 			return
 		}
 		if c.seat == nil {
 			seat, ok := c.srv.seats.take(seatWS, m.Device, slip.Choice != tally.ChoiceNone, c.srv.maxPhones, func() { c.conn.Close() })
 			if !ok {
-				c.answer(sealed, errorFrame(errFull))
+				c.answer(how, errorFrame(errFull))
 				return
 			}
 			c.seat = seat
@@ -239,15 +235,15 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 		c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.pongWait))
 		st := store.State()
 		c.reply(newRoundMessage(st))
-		c.answer(sealed, ackFrame(slip))
+		c.answer(how, ackFrame(slip))
 		// Every phone hears a series message of one length, sealed like the
 		// ack: were it sent only to phones with an offer, a listener would
 		// learn from the count of frames who consented before.
-		c.answer(sealed, seriesFrame(slip, st))
+		c.answer(how, seriesFrame(slip, st))
 		c.wakeTally()
 	case msgSlip, msgLeave:
 		if !c.joined.Load() {
-			c.answer(sealed, errorFrame(errHelloFirst))
+			c.answer(how, errorFrame(errHelloFirst))
 			return
 		}
 		var slip tally.Slip
@@ -258,7 +254,7 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 			slip, err = store.Leave(ctx, c.secret)
 		}
 		if err != nil {
-			c.answer(sealed, errorFrame(err))
+			c.answer(how, errorFrame(err))
 			if errors.Is(err, tally.ErrStaleRound) {
 				c.reply(newRoundMessage(store.State()))
 			}
@@ -272,7 +268,7 @@ func (c *client) handle(ctx context.Context, m phoneMessage, sealed *Opened) {
 			c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.helloWait))
 			c.srv.enterLobby(c)
 		}
-		c.answer(sealed, ackFrame(slip))
+		c.answer(how, ackFrame(slip))
 	}
 }
 

@@ -119,26 +119,26 @@ func (s *Server) pollSeat(ctx context.Context, m phoneMessage, evict func()) (re
 // A hello with "seen" waits, like /api/unlock, until the tally changes.
 func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r, s.originHost(r)) {
-		s.writePhone(w, nil, classify(errForbidden).status, errorFrame(errForbidden))
+		s.writePhone(w, inClear, classify(errForbidden).status, errorFrame(errForbidden))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFrameSize)
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
-		s.phoneError(w, nil, err)
+		s.phoneError(w, inClear, err)
 		return
 	}
 	if messageType(data) == msgSeal {
-		s.openPhoneSeal(func(status int, frames ...[]byte) { s.writePhone(w, nil, status, frames...) })
+		s.openPhoneSeal(func(status int, frames ...[]byte) { s.writePhone(w, inClear, status, frames...) })
 		return
 	}
-	m, sealed, err := s.decodePhoneBody(data)
+	m, how, err := s.decodePhoneBody(data)
 	if err != nil {
-		s.phoneError(w, sealed, err)
+		s.phoneError(w, how, err)
 		return
 	}
 	if !s.phoneLimits.allow(m.Device, time.Now()) {
-		s.phoneError(w, sealed, errRateLimited)
+		s.phoneError(w, how, errRateLimited)
 		return
 	}
 	if m.Type == msgHello && m.HasSeen {
@@ -151,7 +151,7 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 		release, err := s.pollSeat(ctx, m, evict)
 		if err != nil {
-			s.phoneError(w, sealed, err)
+			s.phoneError(w, how, err)
 			return
 		}
 		defer release()
@@ -176,14 +176,14 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 		defer scancel()
 		slip, err := s.joinPhone(sctx, m)
 		if err != nil {
-			s.phoneError(w, sealed, err)
+			s.phoneError(w, how, err)
 			return
 		}
 		st := s.store.State()
 		t, _ := json.Marshal(newTallyMessage(st))
 		// The series message as on the websocket: every phone hears one, of
 		// one length, so its presence tells a listener nothing.
-		s.writePhone(w, sealed, http.StatusOK, newRoundMessage(st), ackFrame(slip), seriesFrame(slip, st), t)
+		s.writePhone(w, how, http.StatusOK, newRoundMessage(st), ackFrame(slip), seriesFrame(slip, st), t)
 	case msgSlip, msgLeave:
 		sctx, scancel := context.WithTimeout(ctx, storeWait)
 		defer scancel()
@@ -194,30 +194,30 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 			slip, err = s.store.Leave(sctx, m.Device)
 		}
 		if errors.Is(err, tally.ErrStaleRound) {
-			s.writePhone(w, sealed, classify(err).status, errorFrame(err), newRoundMessage(s.store.State()))
+			s.writePhone(w, how, classify(err).status, errorFrame(err), newRoundMessage(s.store.State()))
 			return
 		}
 		if err != nil {
-			s.phoneError(w, sealed, err)
+			s.phoneError(w, how, err)
 			return
 		}
-		s.writePhone(w, sealed, http.StatusOK, ackFrame(slip))
+		s.writePhone(w, how, http.StatusOK, ackFrame(slip))
 	}
 }
 
-func (s *Server) phoneError(w http.ResponseWriter, sealed *Opened, err error) {
+func (s *Server) phoneError(w http.ResponseWriter, how replySeal, err error) {
 	e := classify(err)
 	if e.status == http.StatusInternalServerError {
 		s.log.Error("phone request failed", "err", err)
 	}
-	s.writePhone(w, sealed, e.status, errorFrame(err))
+	s.writePhone(w, how, e.status, errorFrame(err))
 }
 
 // writePhone answers with a JSON array of kiosk → phone messages, each
 // exactly as the websocket would send it (an ack keeps its padding), and
 // sealed as the websocket would seal it when the request was sealed.
-func (s *Server) writePhone(w http.ResponseWriter, sealed *Opened, status int, frames ...[]byte) {
-	frames, err := sealAnswers(sealed, frames)
+func (s *Server) writePhone(w http.ResponseWriter, how replySeal, status int, frames ...[]byte) {
+	frames, err := sealAnswers(how, frames)
 	if err != nil {
 		s.log.Error("seal answer", "err", err)
 		status, frames = http.StatusInternalServerError, [][]byte{errorFrame(err)}

@@ -198,35 +198,35 @@ func messageType(data []byte) string {
 
 // decodePhoneBody decodes the body of POST /api/phone: a message in clear,
 // as plain clients send, or a sealed one. For a sealed message it returns
-// what seals the answer; an error with a nil *Opened is answered in clear
+// what seals the answer; an error with inClear is answered in clear
 // (a replay, or a session the kiosk does not know, gets nothing sealed).
-func (s *Server) decodePhoneBody(data []byte) (phoneMessage, *Opened, error) {
+func (s *Server) decodePhoneBody(data []byte) (phoneMessage, replySeal, error) {
 	if messageType(data) != msgSealed {
 		m, err := decodePhoneRequest(data)
-		return m, nil, err
+		return m, inClear, err
 	}
 	f, epk, nonce, box, err := parseHTTPSealed(data)
 	if err != nil {
-		return phoneMessage{}, nil, err
+		return phoneMessage{}, inClear, err
 	}
 	now := s.now()
 	challenge, err := s.httpSeals.challenge(f.Session, now)
 	if err != nil {
-		return phoneMessage{}, nil, err
+		return phoneMessage{}, inClear, err
 	}
 	o, err := s.sealer.Open(epk, nonce, box, SealContext(challenge, *f.Seq))
 	if err != nil {
-		return phoneMessage{}, nil, err
+		return phoneMessage{}, inClear, err
 	}
 	o.Seq = *f.Seq
 	m, err := decodePhoneRequest(o.Msg)
 	if err != nil {
-		return m, &o, err
+		return m, sealedBy(o), err
 	}
 	if err := s.httpSeals.take(f.Session, o.Seq, m.Device, now); err != nil {
-		return phoneMessage{}, nil, err
+		return phoneMessage{}, inClear, err
 	}
-	return m, &o, nil
+	return m, sealedBy(o), nil
 }
 
 // openPhoneSeal answers {"type":"seal"}: a new seal session.
@@ -245,8 +245,8 @@ func (s *Server) openPhoneSeal(write func(int, ...[]byte)) {
 // series offers, which would tell a listener what the phone chose. Rounds
 // and tallies are the same for every phone and stay in clear, as on the
 // websocket (a round's notice may not fit a sealed answer).
-func sealAnswers(o *Opened, frames [][]byte) ([][]byte, error) {
-	if o == nil {
+func sealAnswers(how replySeal, frames [][]byte) ([][]byte, error) {
+	if !how.sealed() {
 		return frames, nil
 	}
 	out := make([][]byte, len(frames))
@@ -256,7 +256,7 @@ func sealAnswers(o *Opened, frames [][]byte) ([][]byte, error) {
 			out[i] = f
 			continue
 		}
-		b, err := o.SealReply(f)
+		b, err := how.seal(f)
 		if err != nil {
 			return nil, err
 		}

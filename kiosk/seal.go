@@ -109,6 +109,27 @@ func SealContext(challenge []byte, seq uint32) []byte {
 	return binary.BigEndian.AppendUint32(ctx, seq)
 }
 
+// A replySeal says how the answers to one phone message are sent: sealed
+// with the keys that message came with, or inClear, for a message that
+// came in clear or did not open.
+type replySeal struct{ opened *Opened }
+
+// inClear answers in clear.
+var inClear = replySeal{}
+
+// sealedBy answers sealed with o's keys.
+func sealedBy(o Opened) replySeal { return replySeal{&o} }
+
+// seal returns msg as it is sent.
+func (r replySeal) seal(msg []byte) ([]byte, error) {
+	if r.opened == nil {
+		return msg, nil
+	}
+	return r.opened.SealReply(msg)
+}
+
+func (r replySeal) sealed() bool { return r.opened != nil }
+
 // An Opened is a sealed message after opening: the message, and what is
 // needed to seal the answer to it.
 type Opened struct {
