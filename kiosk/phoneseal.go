@@ -174,15 +174,8 @@ func parseHTTPSealed(frame []byte) (f httpSealedFrame, epk, nonce, box []byte, e
 	if f.Session == "" {
 		return f, nil, nil, nil, errSealExpired
 	}
-	b64 := base64.RawURLEncoding.Strict()
-	if epk, err = b64.DecodeString(f.EPK); err != nil {
-		return fail("epk: %v", err)
-	}
-	if nonce, err = b64.DecodeString(f.Nonce); err != nil {
-		return fail("nonce: %v", err)
-	}
-	if box, err = b64.DecodeString(f.Box); err != nil {
-		return fail("box: %v", err)
+	if epk, nonce, box, err = sealedFields(f.EPK, f.Nonce, f.Box); err != nil {
+		return f, nil, nil, nil, err
 	}
 	return f, epk, nonce, box, nil
 }

@@ -247,17 +247,26 @@ func ParseSealed(frame []byte) (seq uint32, epk, nonce, box []byte, err error) {
 	if f.Seq == nil {
 		return fail("no seq")
 	}
-	b64 := base64.RawURLEncoding.Strict()
-	if epk, err = b64.DecodeString(f.EPK); err != nil {
-		return fail("epk: %v", err)
-	}
-	if nonce, err = b64.DecodeString(f.Nonce); err != nil {
-		return fail("nonce: %v", err)
-	}
-	if box, err = b64.DecodeString(f.Box); err != nil {
-		return fail("box: %v", err)
+	if epk, nonce, box, err = sealedFields(f.EPK, f.Nonce, f.Box); err != nil {
+		return 0, nil, nil, nil, err
 	}
 	return *f.Seq, epk, nonce, box, nil
+}
+
+// sealedFields decodes a sealed frame's three byte strings, base64url
+// without padding, on either transport.
+func sealedFields(epk, nonce, box string) (e, n, b []byte, err error) {
+	b64 := base64.RawURLEncoding.Strict()
+	if e, err = b64.DecodeString(epk); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: epk: %v", ErrSealBroken, err)
+	}
+	if n, err = b64.DecodeString(nonce); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: nonce: %v", ErrSealBroken, err)
+	}
+	if b, err = b64.DecodeString(box); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: box: %v", ErrSealBroken, err)
+	}
+	return e, n, b, nil
 }
 
 // OpenFrame parses and opens a sealed frame sent on the connection whose
