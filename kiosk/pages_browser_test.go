@@ -262,7 +262,7 @@ func TestBrowserConsoleApart(t *testing.T) {
 	// Escape is heard once the projector's script has set its key handler.
 	con.waitFor("the projector view", `location.pathname === '/' && document.onkeydown !== null`)
 	con.do(chromedp.KeyEvent("\x1b"))
-	con.waitFor("the console again", `location.pathname === '/console'`)
+	con.waitFor("the console again", `location.pathname === '/console' && document.getElementById('template-select').options.length > 0`)
 
 	// A refusal from the kiosk itself is put in plain words: closing the
 	// session signs the console out, and a paper count sent after it is

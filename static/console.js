@@ -165,9 +165,16 @@
     for (var i = 0; i < radios.length; i++) { radios[i].checked = radios[i].value === m; }
   }
 
+  // loadTemplates fills the template list, asking again until the kiosk
+  // answers: a console opened while the kiosk restarts, or before the
+  // lecturer signs in, gets its list once it can.
   function loadTemplates(done) {
     K.request('GET', '/api/templates', null, function (status, data) {
-      if (status !== 200 || !data) { done(); return; }
+      if (status !== 200 || !data) {
+        if (done) { done(); }
+        setTimeout(loadTemplates, 5000);
+        return;
+      }
       fields = data.fields;
       var select = $('template-select');
       for (var i = 0; i < data.templates.length; i++) {
@@ -181,7 +188,7 @@
       }
       select.value = templates[K.lang()] ? K.lang() : (templates.en ? 'en' : data.templates[0].lang);
       buildFields(select.value);
-      done();
+      if (done) { done(); }
     });
   }
 
