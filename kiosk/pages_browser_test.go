@@ -439,3 +439,25 @@ func TestBrowserPhoneOnSlow3G(t *testing.T) {
 	ms := eval[float64](p, `window.__buttonsAt`)
 	t.Logf("Slow 3G (2 s latency, 400 kbit/s): the answer buttons show %.1f s after navigation starts", ms/1000)
 }
+
+// TestBrowserConsoleFillsItsTemplatesLate: a console opened before the
+// lecturer signed in (or while the kiosk restarts) gets its template list
+// once the kiosk answers, without a reload.
+func TestBrowserConsoleFillsItsTemplatesLate(t *testing.T) {
+	browser := startChromium(t)
+	k := newTestKiosk(t)
+	con := newTab(t, browser, "console", "", tabOptions{lang: "en", width: 1280, height: 800})
+	con.navigate(k.http.URL + "/console")
+	con.waitFor("not signed in", `!document.getElementById('auth-problem').hidden`)
+	if n := eval[int](con, `document.getElementById('template-select').options.length`); n != 0 {
+		t.Fatalf("the signed-out console lists %d templates", n)
+	}
+	// Signing in in a second tab of the same browser sets the cookie the
+	// first one then uses.
+	other, cancel := chromedp.NewContext(con.ctx)
+	t.Cleanup(cancel)
+	signIn := &tab{t: t, name: "sign-in", ctx: other}
+	signIn.navigate(k.loginLink())
+	signIn.waitFor("signed in", `location.pathname === '/console'`)
+	con.waitFor("the templates", `document.getElementById('template-select').options.length > 0 && document.getElementById('auth-problem').hidden`)
+}
