@@ -96,17 +96,19 @@ func TestBrowserPhoneThroughRelay(t *testing.T) {
 	typed.navigate(strings.TrimSuffix(join, join[strings.LastIndex(join, "/j/"):]) + "/k")
 	typed.do(chromedp.SendKeys(chromedp.ID("code"), srv.join.currentCode()+"\r"))
 	typed.waitFor("the phone page in the room", fmt.Sprintf(`location.pathname.indexOf(%q) === 0 && !document.getElementById('choose').hidden`, prefix+"/j/"))
-	typed.do(chromedp.Click(chromedp.ID("consent")))
+	// The form's redirect replaced the document behind chromedp's back: a
+	// node it looked up may be of the old one, so the page clicks itself.
+	typed.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('consent').click()`))
 	typed.waitFor("the consent counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_consent"]))
 	if !store.State().Unlocked {
 		t.Fatalf("both consented through the relay: state %+v; want unlocked", store.State())
 	}
-	typed.do(chromedp.Click(chromedp.ID("refuse")))
+	typed.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('refuse').click()`))
 	typed.waitFor("the refusal counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_refuse"]))
 	if st := store.State(); st.Unlocked || st.Reason != tally.ReasonRefused {
 		t.Fatalf("after a change of mind: state %+v; want locked, refused", st)
 	}
-	typed.do(chromedp.Click(chromedp.ID("consent")))
+	typed.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('consent').click()`))
 	typed.waitFor("consent again", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_consent"]))
 
 	// The relay dies: locked at once. It comes back on its address: both
