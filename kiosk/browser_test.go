@@ -273,7 +273,7 @@ func (tb *tab) waitFor(what, expr string) {
 		}
 	}
 	if !ok {
-		state := eval[string](tb, `location.pathname + ' lang=' + document.documentElement.lang + ': ' + document.body.innerText.slice(0, 600)`)
+		state := eval[string](tb, `location.pathname + ' lang=' + document.documentElement.lang + (document.getElementById('status') ? ' status=' + document.getElementById('status').textContent : '') + ': ' + document.body.innerText.slice(0, 600)`)
 		tb.t.Fatalf("%s: waited %v for %s (%s); the page shows: %s; script problems: %q", tb.name, pageWait, what, expr, state, tb.problems)
 	}
 }
