@@ -79,10 +79,10 @@ func (j joinTokens) mac(p uint32) []byte {
 // verify returns nil for a token issued by this kiosk that has not expired,
 // errJoinExpired for one that has, and errJoinInvalid for anything else.
 func (j joinTokens) verify(token string) error {
-	// Strict: the last character carries padding bits, which a lenient
-	// decoder ignores, so one token would have several spellings.
+	// One spelling per token: Strict refuses stray padding bits, and the
+	// comparison refuses the line breaks every base64 decoder skips.
 	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	if err != nil || len(b) != 4+joinMACLen {
+	if err != nil || len(b) != 4+joinMACLen || base64.RawURLEncoding.EncodeToString(b) != token {
 		return errJoinInvalid
 	}
 	p := binary.BigEndian.Uint32(b[:4])

@@ -189,3 +189,18 @@ func TestTerminalQRReadsOnAnyTerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinTokenHasOneSpelling: a token with a line break inside, which
+// base64 decoders skip, is not the token.
+func TestJoinTokenHasOneSpelling(t *testing.T) {
+	j := joinTokens{key: []byte("0123456789abcdef0123456789abcdef"), now: time.Now}
+	tok, _ := j.current()
+	if err := j.verify(tok); err != nil {
+		t.Fatalf("the token itself: %v", err)
+	}
+	for _, s := range []string{tok[:8] + "\n" + tok[8:], tok[:8] + "\r" + tok[8:], tok + "\n"} {
+		if j.verify(s) == nil {
+			t.Errorf("verify accepted %q", s)
+		}
+	}
+}
