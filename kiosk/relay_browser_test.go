@@ -96,6 +96,7 @@ func TestBrowserPhoneThroughRelay(t *testing.T) {
 	typed.navigate(strings.TrimSuffix(join, join[strings.LastIndex(join, "/j/"):]) + "/k")
 	typed.do(chromedp.SendKeys(chromedp.ID("code"), srv.join.currentCode()+"\r"))
 	typed.waitFor("the phone page in the room", fmt.Sprintf(`location.pathname.indexOf(%q) === 0 && !document.getElementById('choose').hidden`, prefix+"/j/"))
+	typed.waitFor("connected", fmt.Sprintf(`document.getElementById('status').textContent === %q`, en["phone.connected"]))
 	// The form's redirect replaced the document behind chromedp's back: a
 	// node it looked up may be of the old one, so the page clicks itself.
 	typed.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('consent').click()`))
