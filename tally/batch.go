@@ -138,14 +138,9 @@ func (s *Store) runDurable(batch []*request) {
 	for _, r := range batch {
 		devices[r.device] = true
 	}
-	tx, err := s.begin(ctx, devices)
+	tx, err := s.beginChange(ctx, devices)
 	if err != nil {
-		if errors.Is(err, ErrStopped) {
-			fail(ErrStopped)
-			return
-		}
-		s.storageFailed(err)
-		fail(ErrStorage)
+		fail(err)
 		return
 	}
 	defer tx.Rollback()
@@ -225,6 +220,21 @@ func (s *Store) begin(ctx context.Context, devices map[DeviceID]bool) (*sql.Tx, 
 			}
 		}
 	}
+}
+
+// beginChange begins the transaction of a change that is answered after
+// its commit. When it cannot, it returns what to answer: ErrStopped, or
+// ErrStorage once the store is marked at fault.
+func (s *Store) beginChange(ctx context.Context, devices map[DeviceID]bool) (*sql.Tx, error) {
+	tx, err := s.begin(ctx, devices)
+	switch {
+	case err == nil:
+		return tx, nil
+	case errors.Is(err, ErrStopped):
+		return nil, ErrStopped
+	}
+	s.storageFailed(err)
+	return nil, ErrStorage
 }
 
 // serveWhileWaiting handles r while a durable batch for devices waits for

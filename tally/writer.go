@@ -252,14 +252,9 @@ func (s *Store) runLecturer(r *request) {
 			return
 		}
 	}
-	tx, err := s.begin(ctx, nil)
+	tx, err := s.beginChange(ctx, nil)
 	if err != nil {
-		if errors.Is(err, ErrStopped) {
-			finish(ErrStopped)
-			return
-		}
-		s.storageFailed(err)
-		finish(ErrStorage)
+		finish(err)
 		return
 	}
 	defer tx.Rollback()
