@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/consent-kiosk/kiosk/hooks"
 	"github.com/consent-kiosk/kiosk/kiosk"
 	"github.com/consent-kiosk/kiosk/obs"
 	"github.com/consent-kiosk/kiosk/relay"
@@ -54,7 +55,7 @@ type options struct {
 	noBrowser  bool
 	tlsCert    string
 	tlsKey     string
-	hooks      kiosk.Hooks
+	hooks      hooks.Commands
 	obs        obs.Config
 	relayURL   string
 	relayToken string
@@ -205,7 +206,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	// Each phone holds one connection, under the caps kiosk.FilesFor adds
 	// up; the database, listener and runtime need a few dozen more.
 	const filesPerKiosk = 64
-	if limit, err := kiosk.RaiseFileLimit(kiosk.FilesFor(o.maxPhones) + filesPerKiosk); limit < kiosk.FilesFor(o.maxPhones)+filesPerKiosk {
+	if limit, err := raiseFileLimit(kiosk.FilesFor(o.maxPhones) + filesPerKiosk); limit < kiosk.FilesFor(o.maxPhones)+filesPerKiosk {
 		phones := o.maxPhones
 		for phones > 1 && kiosk.FilesFor(phones)+filesPerKiosk > limit {
 			phones = phones * 9 / 10
@@ -265,9 +266,9 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		store.SetUnreachable(ctx, true)
 	}
 
-	var hookStatus *kiosk.HookStatus
+	var hookStatus *hooks.Status
 	if o.hooks.OnUnlock != "" || o.hooks.OnLock != "" {
-		hookStatus = kiosk.NewHookStatus()
+		hookStatus = new(hooks.Status)
 		o.hooks.Status = hookStatus
 	}
 	srv := kiosk.New(kiosk.Config{

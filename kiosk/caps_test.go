@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consent-kiosk/kiosk/hooks"
 	"github.com/gorilla/websocket"
 )
 
@@ -288,9 +289,9 @@ func TestLockHookRetriedUntilItRuns(t *testing.T) {
 	script := filepath.Join(dir, "stop-recorder")
 	marker := filepath.Join(dir, "stopped")
 	k := newTestKiosk(t)
-	status := NewHookStatus()
+	status := new(hooks.Status)
 	k.srv.hookStatus = status
-	h := Hooks{OnLock: script, Timeout: time.Minute, Retry: 20 * time.Millisecond, Status: status}
+	h := hooks.Commands{OnLock: script, Timeout: time.Minute, Retry: 20 * time.Millisecond, Status: status}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.Run(ctx, k.store); close(done) }()

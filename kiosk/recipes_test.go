@@ -7,10 +7,27 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The recipes in docs/recipes are run here against a live kiosk, so that
 // what the documentation tells recorders to do is known to work.
+
+// waitForFile polls until the file's content satisfies ok, bounded.
+func waitForFile(t *testing.T, path string, ok func(string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if ok(string(b)) {
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s after 15s: %q", path, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 func needTools(t *testing.T, tools ...string) {
 	t.Helper()

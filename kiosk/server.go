@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/consent-kiosk/kiosk/hooks"
 	"github.com/consent-kiosk/kiosk/obs"
 	"github.com/consent-kiosk/kiosk/tally"
 )
@@ -62,7 +63,7 @@ type Config struct {
 	Recorder RecorderGuard
 	// HookStatus, when set, is the -on-lock and -on-unlock hooks' status;
 	// /api/state shows its problem.
-	HookStatus *HookStatus
+	HookStatus *hooks.Status
 	Now        func() time.Time
 	Logger     *slog.Logger
 }
@@ -102,7 +103,7 @@ type Server struct {
 	sealer        *Sealer
 	newPhones     *rate.Limiter // registrations of phones new to the session
 	joins         joinGate      // the join limit
-	hookStatus    *HookStatus   // nil without hooks
+	hookStatus    *hooks.Status // nil without hooks
 	upgrader      websocket.Upgrader
 	codeLimit     *rate.Limiter
 	// phoneLimits rate-limits phones on the HTTP fallback.

@@ -1,4 +1,4 @@
-package kiosk
+package hooks
 
 import (
 	"context"
@@ -8,7 +8,50 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consent-kiosk/kiosk/tally"
 )
+
+// hall is a real store with one round, which the tests move between
+// locked and unlocked as phones would.
+type hall struct {
+	t     *testing.T
+	store *tally.Store
+	round int64
+}
+
+func newHall(t *testing.T) *hall {
+	t.Helper()
+	ctx := context.Background()
+	s, err := tally.Open(ctx, filepath.Join(t.TempDir(), "kiosk.db"), tally.Options{FaultRetry: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	r, err := s.NewRound(ctx, tally.RoundSpec{Purpose: "Lecture video for enrolled students"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &hall{t: t, store: s, round: r.ID}
+}
+
+func (h *hall) must(err error) {
+	h.t.Helper()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// cast admits the device and casts its choice in the current round.
+func (h *hall) cast(device string, c tally.Choice) {
+	h.t.Helper()
+	ctx := context.Background()
+	secret := strings.Repeat(device, 43)[:43]
+	_, err := h.store.Admit(ctx, secret)
+	h.must(err)
+	_, err = h.store.Cast(ctx, secret, c, h.round)
+	h.must(err)
+}
 
 // waitForFile polls until the file's content satisfies ok, bounded.
 func waitForFile(t *testing.T, path string, ok func(string) bool) string {
@@ -30,11 +73,11 @@ func TestHooksFollowTransitions(t *testing.T) {
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Skip("no sh")
 	}
-	k := newTestKiosk(t)
+	k := newHall(t)
 	log := filepath.Join(t.TempDir(), "hooks.log")
 	// The unlock hook runs like a recorder in the foreground until the lock
 	// interrupts it.
-	h := Hooks{
+	h := Commands{
 		OnUnlock: `trap 'echo interrupted >> ` + log + `; exit 0' INT; echo "unlock $KIOSK_UNLOCKED" >> ` + log + `; while :; do sleep 0.05; done`,
 		OnLock:   `echo "lock $KIOSK_UNLOCKED $KIOSK_REASON" >> ` + log,
 		Shell:    true,
@@ -46,11 +89,10 @@ func TestHooksFollowTransitions(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	waitForFile(t, log, func(s string) bool { return s == "lock false no-headcount\n" })
-	k.setHeadcount(1)
-	p := k.newPhone("a", k.joinToken())
-	p.slip("consent")
+	k.must(k.store.SetHeadcount(context.Background(), 1))
+	k.cast("a", tally.ChoiceConsent)
 	waitForFile(t, log, func(s string) bool { return strings.HasSuffix(s, "unlock true\n") })
-	p.slip("refuse")
+	k.cast("a", tally.ChoiceRefuse)
 	got := waitForFile(t, log, func(s string) bool {
 		return strings.Contains(s, "lock false refused\n") && strings.Contains(s, "interrupted")
 	})
@@ -75,9 +117,9 @@ func TestHooksWithoutShellDoNotExpand(t *testing.T) {
 	if _, err := exec.LookPath("touch"); err != nil {
 		t.Skip("no touch")
 	}
-	k := newTestKiosk(t)
+	k := newHall(t)
 	dir := t.TempDir()
-	h := Hooks{OnLock: "touch " + filepath.Join(dir, "$HOME"), Timeout: time.Minute}
+	h := Commands{OnLock: "touch " + filepath.Join(dir, "$HOME"), Timeout: time.Minute}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.Run(ctx, k.store); close(done) }()

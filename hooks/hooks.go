@@ -1,4 +1,8 @@
-package kiosk
+// Package hooks runs the -on-lock and -on-unlock commands on each
+// transition of the kiosk's state, so that ffmpeg, a capture agent's CLI or
+// a smart plug can follow it. A lock command that cannot start is retried
+// until it does: a recorder that follows the hooks must hear the lock.
+package hooks
 
 import (
 	"bytes"
@@ -15,17 +19,17 @@ import (
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
-// hookOutputLimit: a hook's output is logged, but a chatty one (ffmpeg)
+// outputLimit: a hook's output is logged, but a chatty one (ffmpeg)
 // must not flood the log.
-const hookOutputLimit = 2048
+const outputLimit = 2048
 
-// hookStopGrace is how long an interrupted hook gets to finish before it is
+// stopGrace is how long an interrupted hook gets to finish before it is
 // killed: enough for ffmpeg to close its file properly.
-const hookStopGrace = 5 * time.Second
+const stopGrace = 5 * time.Second
 
-// Hooks are commands run on each transition between locked and unlocked, so
-// that ffmpeg, a capture agent's CLI or a smart plug can follow the kiosk.
-type Hooks struct {
+// Commands are the command lines run on each transition between locked and
+// unlocked.
+type Commands struct {
 	OnUnlock string // command line run when the kiosk unlocks; "" for none
 	OnLock   string // command line run when the kiosk locks; "" for none
 	// Shell runs the command lines with sh -c (cmd /C on Windows). Without
@@ -37,15 +41,15 @@ type Hooks struct {
 	// outlive the unlock.
 	Timeout time.Duration
 	// Retry is the first wait before a lock hook that did not start is
-	// tried again; each wait doubles, up to hookRetryMax. 0 means 1 s.
+	// tried again; each wait doubles, up to retryMax. 0 means 1 s.
 	Retry time.Duration
 	// Status, when set, is told whether the hooks can start.
-	Status *HookStatus
+	Status *Status
 	Logger *slog.Logger
 }
 
-// StateSource is what the hooks watch; *tally.Store is one.
-type StateSource interface {
+// Source is what the hooks watch; *tally.Store is one.
+type Source interface {
 	Changed() (tally.State, <-chan struct{})
 }
 
@@ -55,7 +59,7 @@ type StateSource interface {
 // that cannot start (a missing command, no file descriptors left) is tried
 // again, waiting longer each time, until it starts or a newer state
 // supersedes it: a recorder that follows the hooks must hear the lock.
-func (h Hooks) Run(ctx context.Context, src StateSource) {
+func (h Commands) Run(ctx context.Context, src Source) {
 	if h.Logger == nil {
 		h.Logger = slog.Default()
 	}
@@ -106,14 +110,14 @@ func (h Hooks) Run(ctx context.Context, src StateSource) {
 	}
 }
 
-// hookRetryMax is the longest wait between tries of a lock hook.
-const hookRetryMax = 30 * time.Second
+// retryMax is the longest wait between tries of a lock hook.
+const retryMax = 30 * time.Second
 
 // runUntilStarted runs the hook for st, each try bounded by the timeout. A
 // lock hook that does not start is tried again until ctx ends, and shows
 // as the hook problem until a hook starts; an unlock hook is not tried
 // again, since what it would start is then simply not running.
-func (h Hooks) runUntilStarted(ctx context.Context, line string, st tally.State) {
+func (h Commands) runUntilStarted(ctx context.Context, line string, st tally.State) {
 	wait := h.Retry
 	for {
 		tctx, cancel := context.WithTimeout(ctx, h.Timeout)
@@ -132,7 +136,7 @@ func (h Hooks) runUntilStarted(ctx context.Context, line string, st tally.State)
 		case <-ctx.Done():
 			return
 		}
-		wait = min(2*wait, hookRetryMax)
+		wait = min(2*wait, retryMax)
 	}
 }
 
@@ -143,26 +147,27 @@ func shortProblem(s string) string {
 	return s
 }
 
-// HookStatus tells the pages whether the hooks can run: the kiosk shows
-// hook_problem in /api/state while a lock hook could not start.
-type HookStatus struct {
+// Status tells the pages whether the hooks can run: the kiosk shows
+// hook_problem in /api/state while a lock hook could not start. The zero
+// Status has no problem.
+type Status struct {
 	mu      sync.Mutex
 	problem string
-	wake    notifier
+	changed chan struct{} // closed at the next change; nil until asked for
 }
-
-// NewHookStatus returns a status with no problem.
-func NewHookStatus() *HookStatus { return &HookStatus{} }
 
 // Problem returns the current problem ("" for none) and a channel closed
 // at its next change.
-func (s *HookStatus) Problem() (string, <-chan struct{}) {
+func (s *Status) Problem() (string, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.problem, s.wake.changed()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.problem, s.changed
 }
 
-func (s *HookStatus) set(p string) {
+func (s *Status) set(p string) {
 	if s == nil {
 		return
 	}
@@ -170,11 +175,14 @@ func (s *HookStatus) set(p string) {
 	defer s.mu.Unlock()
 	if p != s.problem {
 		s.problem = p
-		s.wake.notify()
+		if s.changed != nil {
+			close(s.changed)
+			s.changed = nil
+		}
 	}
 }
 
-func (h Hooks) lineFor(unlocked bool) string {
+func (h Commands) lineFor(unlocked bool) string {
 	if unlocked {
 		return h.OnUnlock
 	}
@@ -183,7 +191,7 @@ func (h Hooks) lineFor(unlocked bool) string {
 
 // run runs one hook and returns an error only when it did not start; how
 // it ended is logged.
-func (h Hooks) run(ctx context.Context, line string, st tally.State) error {
+func (h Commands) run(ctx context.Context, line string, st tally.State) error {
 	argv := strings.Fields(line)
 	if h.Shell {
 		argv = []string{"sh", "-c", line}
@@ -198,7 +206,7 @@ func (h Hooks) run(ctx context.Context, line string, st tally.State) error {
 	if runtime.GOOS != "windows" {
 		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	}
-	cmd.WaitDelay = hookStopGrace
+	cmd.WaitDelay = stopGrace
 	cmd.Env = append(os.Environ(),
 		fmt.Sprintf("KIOSK_UNLOCKED=%t", st.Unlocked),
 		"KIOSK_REASON="+string(st.Reason),
@@ -218,8 +226,8 @@ func (h Hooks) run(ctx context.Context, line string, st tally.State) error {
 	}
 	err := cmd.Wait()
 	out := buf.Bytes()
-	if len(out) > hookOutputLimit {
-		out = append(out[:hookOutputLimit], "…"...)
+	if len(out) > outputLimit {
+		out = append(out[:outputLimit], "…"...)
 	}
 	attrs := []any{"event", event, "command", argv[0], "took", time.Since(start).Round(time.Millisecond), "output", strings.TrimSpace(string(out))}
 	switch {

@@ -1,6 +1,6 @@
 //go:build unix
 
-package kiosk
+package main
 
 import (
 	"os"
@@ -13,7 +13,7 @@ const fileLimitChildEnv = "KIOSK_FILE_LIMIT_CHILD"
 
 // TestRaiseFileLimit lowers the soft limit on open files in a child
 // process (so this process's limit is left alone), then checks that
-// RaiseFileLimit raises it to what is asked, never lowers it, and stops at
+// raiseFileLimit raises it to what is asked, never lowers it, and stops at
 // the hard limit.
 func TestRaiseFileLimit(t *testing.T) {
 	if os.Getenv(fileLimitChildEnv) == "" {
@@ -36,13 +36,13 @@ func TestRaiseFileLimit(t *testing.T) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := RaiseFileLimit(2 * low); got != 2*low || err != nil {
-		t.Errorf("RaiseFileLimit(%d) from %d = %d, %v; want %d", 2*low, low, got, err, 2*low)
+	if got, err := raiseFileLimit(2 * low); got != 2*low || err != nil {
+		t.Errorf("raiseFileLimit(%d) from %d = %d, %v; want %d", 2*low, low, got, err, 2*low)
 	}
-	if got, err := RaiseFileLimit(low); got != 2*low || err != nil {
-		t.Errorf("RaiseFileLimit(%d) from %d = %d, %v; want %d kept", low, 2*low, got, err, 2*low)
+	if got, err := raiseFileLimit(low); got != 2*low || err != nil {
+		t.Errorf("raiseFileLimit(%d) from %d = %d, %v; want %d kept", low, 2*low, got, err, 2*low)
 	}
-	if got, _ := RaiseFileLimit(lim.Max + 1); got != lim.Max {
-		t.Errorf("RaiseFileLimit(hard %d + 1) = %d; want the hard limit", lim.Max, got)
+	if got, _ := raiseFileLimit(lim.Max + 1); got != lim.Max {
+		t.Errorf("raiseFileLimit(hard %d + 1) = %d; want the hard limit", lim.Max, got)
 	}
 }

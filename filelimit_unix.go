@@ -1,13 +1,13 @@
 //go:build unix
 
-package kiosk
+package main
 
 import "syscall"
 
-// RaiseFileLimit raises the soft limit on open files towards want (never
+// raiseFileLimit raises the soft limit on open files towards want (never
 // above the hard limit) and returns the limit in force. macOS starts
 // programs with 256, too few for a full hall.
-func RaiseFileLimit(want uint64) (uint64, error) {
+func raiseFileLimit(want uint64) (uint64, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0, err
