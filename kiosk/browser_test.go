@@ -20,31 +20,17 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/consent-kiosk/kiosk/internal/browsertest"
 )
 
-// The browser tests drive the real pages in Debian's Chromium. Without
-// Chromium (or without axe-core) they skip, unless KIOSK_REQUIRE_BROWSER=1
-// asks for a failure instead: CI sets it, so they cannot silently vanish.
-const (
-	browserExec = "/usr/bin/chromium"
-	// e2eBudget bounds one browser test from start to finish; a run takes
-	// well under a minute on two busy cores.
-	e2eBudget = 4 * time.Minute
-	// pageWait bounds each wait for something to appear on a page.
-	pageWait = 15 * time.Second
-)
+// pageWait bounds each wait for something to appear on a page.
+const pageWait = 15 * time.Second
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "rewrite the screenshots in docs/screenshots")
 
-func requireBrowser() bool { return os.Getenv("KIOSK_REQUIRE_BROWSER") == "1" }
-
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if requireBrowser() {
-		t.Fatalf("KIOSK_REQUIRE_BROWSER=1, but %s", msg)
-	}
-	t.Skipf("skipping: %s (set KIOSK_REQUIRE_BROWSER=1 to fail instead)", msg)
+	browsertest.SkipOrFail(t, format, args...)
 }
 
 // axeSource returns axe-core's axe.min.js, installed from npm: the file
@@ -62,45 +48,7 @@ func axeSource(t *testing.T) string {
 	return string(b)
 }
 
-// startChromium starts a headless Chromium with a fresh profile; it stops
-// when the test ends.
-func startChromium(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(browserExec); err != nil {
-		skipOrFail(t, "no browser at %s (apt-get install chromium): %v", browserExec, err)
-	}
-	dir := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browserExec),
-		chromedp.Headless,
-		// Tests often run as root in a container, where Chromium's sandbox
-		// cannot start; the pages loaded are our own.
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		// Nothing but loopback is reachable; keep Chromium from trying, and
-		// from spending the shared cores on updates.
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(filepath.Join(dir, "profile")),
-		// Chromium keeps its singleton socket under TMPDIR and leaves it
-		// behind when killed; keep it inside the test's own directory.
-		chromedp.Env("TMPDIR="+dir),
-	)
-	budget, cancelBudget := context.WithTimeout(context.Background(), e2eBudget)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(budget, opts...)
-	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
-		cancelBudget()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting %s: %v", browserExec, err)
-	}
-	return ctx
-}
+func startChromium(t *testing.T) context.Context { return browsertest.Start(t) }
 
 // tab is one page in its own browser context, so that each phone has its
 // own storage and so its own device secret, as separate phones do.

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/consent-kiosk/kiosk/seal"
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
@@ -186,7 +187,7 @@ func (c *client) decode(data []byte) (phoneMessage, replySeal, error) {
 	}
 	if o.Seq <= c.lastSeq {
 		// A frame captured earlier on this connection, played again.
-		return phoneMessage{}, inClear, fmt.Errorf("%w: seq %d after %d", ErrSealBroken, o.Seq, c.lastSeq)
+		return phoneMessage{}, inClear, fmt.Errorf("%w: seq %d after %d", seal.ErrBroken, o.Seq, c.lastSeq)
 	}
 	c.lastSeq = o.Seq
 	c.sealed = true
@@ -329,7 +330,7 @@ func (c *client) sendError(err error) {
 func errorFrame(err error) []byte {
 	e := classify(err)
 	b, _ := json.Marshal(map[string]string{"type": msgError, "code": e.code, "message": e.message})
-	if len(b) > ReplyPlaintextLen {
+	if len(b) > seal.ReplyLen {
 		b, _ = json.Marshal(map[string]string{"type": msgError, "code": e.code, "message": ""})
 	}
 	return b

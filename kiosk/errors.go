@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/consent-kiosk/kiosk/seal"
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
@@ -84,7 +85,7 @@ func classify(err error) apiError {
 		return apiError{http.StatusGone, "seal-expired", "this seal session has expired; ask for a new one with {\"type\":\"seal\"}"}
 	case errors.Is(err, errSealsFull):
 		return apiError{http.StatusServiceUnavailable, "full", "the kiosk has as many phones as it can take"}
-	case errors.Is(err, ErrSealBroken):
+	case errors.Is(err, seal.ErrBroken):
 		return apiError{http.StatusBadRequest, "seal-broken", "this sealed message does not open; reload the page"}
 	case errors.Is(err, errSealRequired):
 		return apiError{http.StatusBadRequest, "sealed-only", "this connection seals its messages; send sealed frames"}

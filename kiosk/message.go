@@ -18,7 +18,7 @@ const (
 	msgSlip  = "slip"
 	msgLeave = "leave"
 	// msgSealed wraps any phone message, and the kiosk's answer to it, in a
-	// box only the two ends can open (see seal.go).
+	// box only the two ends can open (see package seal).
 	msgSealed = "sealed"
 
 	msgAck    = "ack"

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/consent-kiosk/kiosk/seal"
 	"golang.org/x/time/rate"
 )
 
@@ -83,7 +84,7 @@ func (h *httpSeals) open(now time.Time) (string, []byte, error) {
 	idb := make([]byte, 16)
 	rand.Read(idb)
 	id := base64.RawURLEncoding.EncodeToString(idb)
-	c := make([]byte, ChallengeLen)
+	c := make([]byte, seal.ChallengeLen)
 	rand.Read(c)
 	h.m[id] = &httpSealSession{challenge: c, created: now, used: now}
 	return id, bytes.Clone(c), nil
@@ -117,7 +118,7 @@ func (h *httpSeals) take(id string, seq uint32, device string, now time.Time) er
 	}
 	switch {
 	case seq == 0:
-		return fmt.Errorf("%w: seq 0", ErrSealBroken)
+		return fmt.Errorf("%w: seq 0", seal.ErrBroken)
 	case seq > s.top:
 		shift := uint64(seq - s.top)
 		if shift > sealWindow {
@@ -132,7 +133,7 @@ func (h *httpSeals) take(id string, seq uint32, device string, now time.Time) er
 	default:
 		d := uint64(s.top - seq)
 		if d == 0 || d > sealWindow || s.below&(1<<(d-1)) != 0 {
-			return fmt.Errorf("%w: seq %d already taken or too old", ErrSealBroken, seq)
+			return fmt.Errorf("%w: seq %d already taken or too old", seal.ErrBroken, seq)
 		}
 		s.below |= 1 << (d - 1)
 	}
@@ -151,13 +152,13 @@ type httpSealedFrame struct {
 	Box     string  `json:"box"`
 }
 
-// parseHTTPSealed decodes a sealed request as strictly as ParseSealed does
+// parseHTTPSealed decodes a sealed request as strictly as seal.ParseFrame does
 // a websocket frame, and with a session.
 func parseHTTPSealed(frame []byte) (f httpSealedFrame, epk, nonce, box []byte, err error) {
 	fail := func(format string, a ...any) (httpSealedFrame, []byte, []byte, []byte, error) {
-		return f, nil, nil, nil, fmt.Errorf("%w: "+format, append([]any{ErrSealBroken}, a...)...)
+		return f, nil, nil, nil, fmt.Errorf("%w: "+format, append([]any{seal.ErrBroken}, a...)...)
 	}
-	if len(frame) > maxSealedFrame {
+	if len(frame) > seal.MaxFrame {
 		return fail("frame too long")
 	}
 	dec := json.NewDecoder(bytes.NewReader(frame))
@@ -174,7 +175,7 @@ func parseHTTPSealed(frame []byte) (f httpSealedFrame, epk, nonce, box []byte, e
 	if f.Session == "" {
 		return f, nil, nil, nil, errSealExpired
 	}
-	if epk, nonce, box, err = sealedFields(f.EPK, f.Nonce, f.Box); err != nil {
+	if epk, nonce, box, err = seal.DecodeFields(f.EPK, f.Nonce, f.Box); err != nil {
 		return f, nil, nil, nil, err
 	}
 	return f, epk, nonce, box, nil
@@ -207,7 +208,7 @@ func (s *Server) decodePhoneBody(data []byte) (phoneMessage, replySeal, error) {
 	if err != nil {
 		return phoneMessage{}, inClear, err
 	}
-	o, err := s.sealer.Open(epk, nonce, box, SealContext(challenge, *f.Seq))
+	o, err := s.sealer.Open(epk, nonce, box, seal.Context(challenge, *f.Seq))
 	if err != nil {
 		return phoneMessage{}, inClear, err
 	}
@@ -257,3 +258,24 @@ func sealAnswers(how replySeal, frames [][]byte) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// A replySeal says how the answers to one phone message are sent: sealed
+// with the keys that message came with, or inClear, for a message that
+// came in clear or did not open.
+type replySeal struct{ opened *seal.Opened }
+
+// inClear answers in clear.
+var inClear = replySeal{}
+
+// sealedBy answers sealed with o's keys.
+func sealedBy(o seal.Opened) replySeal { return replySeal{&o} }
+
+// seal returns msg as it is sent.
+func (r replySeal) seal(msg []byte) ([]byte, error) {
+	if r.opened == nil {
+		return msg, nil
+	}
+	return r.opened.SealReply(msg)
+}
+
+func (r replySeal) sealed() bool { return r.opened != nil }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consent-kiosk/kiosk/seal"
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
@@ -32,8 +33,8 @@ func (k *testKiosk) openHTTPSeal() *httpSeal {
 	key, err1 := b64.DecodeString(m["key"].(string))
 	challenge, err2 := b64.DecodeString(m["challenge"].(string))
 	id, _ := m["session"].(string)
-	if err1 != nil || err2 != nil || len(key) != 32 || len(challenge) != ChallengeLen || len(id) < 22 {
-		k.t.Fatalf("seal session %v: want a 32-byte key, a %d-byte challenge and a random id", m, ChallengeLen)
+	if err1 != nil || err2 != nil || len(key) != 32 || len(challenge) != seal.ChallengeLen || len(id) < 22 {
+		k.t.Fatalf("seal session %v: want a 32-byte key, a %d-byte challenge and a random id", m, seal.ChallengeLen)
 	}
 	return &httpSeal{k: k, id: id, key: key, challenge: challenge}
 }
@@ -185,7 +186,7 @@ func TestHTTPSealsBounded(t *testing.T) {
 	ids := map[string]bool{}
 	for range 3 {
 		id, c, err := h.open(now)
-		if err != nil || len(c) != ChallengeLen || ids[id] {
+		if err != nil || len(c) != seal.ChallengeLen || ids[id] {
 			t.Fatalf("open = %q, %x, %v; want a new session", id, c, err)
 		}
 		ids[id] = true

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/consent-kiosk/kiosk/seal"
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
@@ -214,12 +215,12 @@ func TestSealKeyLivesInMemoryOnly(t *testing.T) {
 		m := hmac.New(sha256.New, value)
 		m.Write([]byte("seal"))
 		for _, seed := range [][]byte{value, m.Sum(nil)} {
-			if NewSealer(seed).PublicKeyString() == first {
+			if seal.NewSealer(seed).PublicKeyString() == first {
 				t.Errorf("the seal's key comes from %s in the database file", name)
 			}
 		}
 	}
-	if NewSealer(k.store.DeriveKey("seal")).PublicKeyString() == first {
+	if seal.NewSealer(k.store.DeriveKey("seal")).PublicKeyString() == first {
 		t.Error("the seal's key is derived from the kiosk key in the database file")
 	}
 	k.stop()

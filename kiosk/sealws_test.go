@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consent-kiosk/kiosk/seal"
 	"github.com/gorilla/websocket"
 )
 
@@ -34,7 +35,7 @@ func (k *testKiosk) newSealedPhone(name string) *sealedPhone {
 	if p.key, err = b64.DecodeString(m.Key); err != nil || len(p.key) != 32 {
 		k.t.Fatalf("%s: seal key %q: %v", name, m.Key, err)
 	}
-	if p.challenge, err = b64.DecodeString(m.Challenge); err != nil || len(p.challenge) != ChallengeLen {
+	if p.challenge, err = b64.DecodeString(m.Challenge); err != nil || len(p.challenge) != seal.ChallengeLen {
 		k.t.Fatalf("%s: challenge %q: %v", name, m.Challenge, err)
 	}
 	return p

@@ -21,6 +21,7 @@ import (
 
 	"github.com/consent-kiosk/kiosk/hooks"
 	"github.com/consent-kiosk/kiosk/obs"
+	"github.com/consent-kiosk/kiosk/seal"
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
@@ -100,7 +101,7 @@ type Server struct {
 	seats         *seats
 	streams       atomic.Int64 // open event streams, at most streamMax
 	limits        connLimits
-	sealer        *Sealer
+	sealer        *seal.Sealer
 	newPhones     *rate.Limiter // registrations of phones new to the session
 	joins         joinGate      // the join limit
 	hookStatus    *hooks.Status // nil without hooks
@@ -162,7 +163,7 @@ func New(cfg Config) *Server {
 		codeLimit:  rate.NewLimiter(codeRate, codeBurst),
 		now:        cfg.Now,
 		limits:     defaultLimits,
-		sealer:     NewSealer(sealSeed()), // new at each start: see sealSeed
+		sealer:     seal.NewSealer(sealSeed()), // new at each start: see sealSeed
 		newPhones:  rate.NewLimiter(joinRate, cfg.MaxPhones),
 	}
 	s.phoneLimits = newPhoneLimits(2*cfg.MaxPhones, s.limits)
@@ -312,7 +313,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		done:      make(chan struct{}),
 		wrote:     make(chan struct{}),
 		limiter:   rate.NewLimiter(s.limits.msgRate, s.limits.msgBurst),
-		challenge: make([]byte, ChallengeLen),
+		challenge: make([]byte, seal.ChallengeLen),
 	}
 	rand.Read(c.challenge)
 	// The first message tells the phone how to seal: the key, and the

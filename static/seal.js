@@ -8,7 +8,7 @@
  * no build step, no dependencies. The only randomness is
  * crypto.getRandomValues.
  *
- * Construction (mirrored by kiosk/seal.go):
+  * Construction (mirrored by seal/seal.go):
  *   shared = X25519(ephemeral secret, kiosk public)      RFC 7748
  *   key    = HChaCha20(shared, 16 zero bytes)            draft-irtf-cfrg-xchacha
  *   reply  = HChaCha20(shared, "kiosk-seal-reply")

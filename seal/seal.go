@@ -1,4 +1,9 @@
-package kiosk
+// Package seal hides a phone's message from anyone else who can capture the
+// room's Wi-Fi traffic, on a plain http:// origin where the page cannot use
+// WebCrypto. static/seal.js seals on the phone; a Sealer opens on the kiosk
+// and seals the answer back. Request is the phone's side in Go, for tests and
+// the load harness.
+package seal
 
 import (
 	"bytes"
@@ -15,10 +20,7 @@ import (
 	"golang.org/x/crypto/curve25519"
 )
 
-// A sealed frame lets a phone hide its message from anyone else who can
-// capture the room's Wi-Fi traffic, on a plain http:// origin where the page
-// cannot use WebCrypto. static/seal.js builds it; Sealer opens it, and seals
-// the kiosk's answer back:
+// The construction:
 //
 //	shared = X25519(ephemeral secret, kiosk public)
 //	key    = HChaCha20(shared, 16 zero bytes)
@@ -26,9 +28,9 @@ import (
 //	ctx    = the connection's 16-byte challenge || seq as 4 bytes big-endian
 //	aad    = epk || kiosk public || ctx
 //	box    = ChaCha20-Poly1305(key, nonce, message padded with spaces to
-//	                           one of SealedLengths, aad)
+//	                           one of Lengths, aad)
 //	answer = ChaCha20-Poly1305(reply, fresh nonce, answer padded to
-//	                           ReplyPlaintextLen, aad)
+//	                           ReplyLen, aad)
 //
 // The challenge is random per connection and seq must rise on it, so a frame
 // captured on one connection opens on no other, nor twice on its own. The
@@ -37,18 +39,18 @@ import (
 // {"type":"sealed","seq":N,"nonce":"…","box":"…"}, each byte string
 // base64url without padding.
 
-// SealedLengths are the lengths a sealed message is padded to: slips and
+// Lengths are the lengths a sealed message is padded to: slips and
 // leaves fit the first, so that a consent, a refusal and a withdrawal make
 // frames of one length on the wire; a hello, with its device secret, needs
 // the second.
-var SealedLengths = [...]int{96, 256}
+var Lengths = [...]int{96, 256}
 
-// SealedPlaintextLen is the length slips are padded to.
-const SealedPlaintextLen = 96
+// SlipLen is the length slips are padded to.
+const SlipLen = 96
 
-// ReplyPlaintextLen is the length every sealed answer is padded to, whatever
+// ReplyLen is the length every sealed answer is padded to, whatever
 // it says: an ack of a consent, of a refusal, or an error.
-const ReplyPlaintextLen = 256
+const ReplyLen = 256
 
 // ChallengeLen is the length of a connection's challenge.
 const ChallengeLen = 16
@@ -57,10 +59,10 @@ const ChallengeLen = 16
 // bytes other than the request's zeros would do.
 var replyInfo = []byte("kiosk-seal-reply")
 
-// ErrSealBroken is wrapped by every failure to parse or open a sealed frame.
+// ErrBroken is wrapped by every failure to parse or open a sealed frame.
 // It never says why a box did not open, since that would help someone probe
 // the key; callers refuse the frame and change nothing.
-var ErrSealBroken = errors.New("sealed message does not open")
+var ErrBroken = errors.New("sealed message does not open")
 
 // A Sealer holds the kiosk's X25519 key pair for sealed frames. It is safe
 // for concurrent use: it is never modified after NewSealer.
@@ -75,7 +77,7 @@ type Sealer struct {
 // error.
 func NewSealer(seed []byte) *Sealer {
 	if len(seed) != curve25519.ScalarSize {
-		panic(fmt.Sprintf("kiosk: NewSealer seed is %d bytes; want %d", len(seed), curve25519.ScalarSize))
+		panic(fmt.Sprintf("seal: NewSealer seed is %d bytes; want %d", len(seed), curve25519.ScalarSize))
 	}
 	s := new(Sealer)
 	copy(s.secret[:], seed)
@@ -83,7 +85,7 @@ func NewSealer(seed []byte) *Sealer {
 	if err != nil {
 		// Only a low-order point can give an all-zero result, and the
 		// base point is not one.
-		panic("kiosk: X25519 with the base point failed: " + err.Error())
+		panic("seal: X25519 with the base point failed: " + err.Error())
 	}
 	copy(s.public[:], pub)
 	return s
@@ -101,34 +103,13 @@ func (s *Sealer) PublicKeyString() string {
 	return base64.RawURLEncoding.EncodeToString(s.public[:])
 }
 
-// SealContext is the per-message context bound into a sealed frame's AAD:
+// Context is the per-message context bound into a sealed frame's AAD:
 // the connection's challenge and the frame's sequence number.
-func SealContext(challenge []byte, seq uint32) []byte {
+func Context(challenge []byte, seq uint32) []byte {
 	ctx := make([]byte, 0, len(challenge)+4)
 	ctx = append(ctx, challenge...)
 	return binary.BigEndian.AppendUint32(ctx, seq)
 }
-
-// A replySeal says how the answers to one phone message are sent: sealed
-// with the keys that message came with, or inClear, for a message that
-// came in clear or did not open.
-type replySeal struct{ opened *Opened }
-
-// inClear answers in clear.
-var inClear = replySeal{}
-
-// sealedBy answers sealed with o's keys.
-func sealedBy(o Opened) replySeal { return replySeal{&o} }
-
-// seal returns msg as it is sent.
-func (r replySeal) seal(msg []byte) ([]byte, error) {
-	if r.opened == nil {
-		return msg, nil
-	}
-	return r.opened.SealReply(msg)
-}
-
-func (r replySeal) sealed() bool { return r.opened != nil }
 
 // An Opened is a sealed message after opening: the message, and what is
 // needed to seal the answer to it.
@@ -140,43 +121,43 @@ type Opened struct {
 }
 
 // Open authenticates and decrypts one sealed message bound to ctx (see
-// SealContext) and returns it with its padding removed. Every failure wraps
-// ErrSealBroken.
+// Context) and returns it with its padding removed. Every failure wraps
+// ErrBroken.
 func (s *Sealer) Open(epk, nonce, box, ctx []byte) (Opened, error) {
-	if len(epk) != curve25519.PointSize || len(nonce) != chacha20poly1305.NonceSize || !sealedBoxLenOK(len(box)) {
-		return Opened{}, fmt.Errorf("%w: bad field length", ErrSealBroken)
+	if len(epk) != curve25519.PointSize || len(nonce) != chacha20poly1305.NonceSize || !boxLenOK(len(box)) {
+		return Opened{}, fmt.Errorf("%w: bad field length", ErrBroken)
 	}
 	shared, err := curve25519.X25519(s.secret[:], epk)
 	if err != nil {
 		// An all-zero secret means a low-order epk: the key would be
 		// known to everyone, so nothing sealed with it is private.
-		return Opened{}, fmt.Errorf("%w: low-order ephemeral key", ErrSealBroken)
+		return Opened{}, fmt.Errorf("%w: low-order ephemeral key", ErrBroken)
 	}
 	defer clear(shared)
 	key, err := chacha20.HChaCha20(shared, make([]byte, 16))
 	if err != nil {
-		return Opened{}, fmt.Errorf("%w: %v", ErrSealBroken, err)
+		return Opened{}, fmt.Errorf("%w: %v", ErrBroken, err)
 	}
 	aead, err := chacha20poly1305.New(key)
 	clear(key)
 	if err != nil {
-		return Opened{}, fmt.Errorf("%w: %v", ErrSealBroken, err)
+		return Opened{}, fmt.Errorf("%w: %v", ErrBroken, err)
 	}
 	aad := make([]byte, 0, 2*curve25519.PointSize+len(ctx))
 	aad = append(append(append(aad, epk...), s.public[:]...), ctx...)
 	msg, err := aead.Open(nil, nonce, box, aad)
 	if err != nil {
-		return Opened{}, fmt.Errorf("%w: authentication failed", ErrSealBroken)
+		return Opened{}, fmt.Errorf("%w: authentication failed", ErrBroken)
 	}
 	reply, err := chacha20.HChaCha20(shared, replyInfo)
 	if err != nil {
-		return Opened{}, fmt.Errorf("%w: %v", ErrSealBroken, err)
+		return Opened{}, fmt.Errorf("%w: %v", ErrBroken, err)
 	}
 	return Opened{Msg: bytes.TrimRight(msg, " "), reply: reply, aad: aad}, nil
 }
 
-func sealedBoxLenOK(n int) bool {
-	for _, l := range SealedLengths {
+func boxLenOK(n int) bool {
+	for _, l := range Lengths {
 		if n == l+chacha20poly1305.Overhead {
 			return true
 		}
@@ -185,19 +166,19 @@ func sealedBoxLenOK(n int) bool {
 }
 
 // SealReply seals an answer to o and returns the frame's text. An answer
-// longer than ReplyPlaintextLen is a programming error and is refused.
+// longer than ReplyLen is a programming error and is refused.
 func (o Opened) SealReply(msg []byte) ([]byte, error) {
-	if len(msg) > ReplyPlaintextLen {
-		return nil, fmt.Errorf("kiosk: sealed answer of %d bytes; at most %d fit", len(msg), ReplyPlaintextLen)
+	if len(msg) > ReplyLen {
+		return nil, fmt.Errorf("seal: sealed answer of %d bytes; at most %d fit", len(msg), ReplyLen)
 	}
 	if len(o.reply) == 0 {
-		return nil, errors.New("kiosk: SealReply on a message that was not opened")
+		return nil, errors.New("seal: SealReply on a message that was not opened")
 	}
 	aead, err := chacha20poly1305.New(o.reply)
 	if err != nil {
 		return nil, err
 	}
-	padded := bytes.Repeat([]byte(" "), ReplyPlaintextLen)
+	padded := bytes.Repeat([]byte(" "), ReplyLen)
 	copy(padded, msg)
 	// A fresh random nonce, so that the rare second answer under one key
 	// (an error, then an ack) never reuses a nonce.
@@ -208,8 +189,8 @@ func (o Opened) SealReply(msg []byte) ([]byte, error) {
 	return fmt.Appendf(nil, `{"type":"sealed","seq":%d,"nonce":"%s","box":"%s"}`, o.Seq, b64(nonce), b64(box)), nil
 }
 
-// sealedFrame is the wire form of a sealed message.
-type sealedFrame struct {
+// wireFrame is the wire form of a sealed message.
+type wireFrame struct {
 	Type  string  `json:"type"`
 	Seq   *uint32 `json:"seq"`
 	EPK   string  `json:"epk"`
@@ -217,24 +198,24 @@ type sealedFrame struct {
 	Box   string  `json:"box"`
 }
 
-// maxSealedFrame bounds the frame before any JSON work. A sealed hello is
+// MaxFrame bounds a frame before any JSON work. A sealed hello is
 // about 480 bytes; the slack allows for whitespace a client may add.
-const maxSealedFrame = 1024
+const MaxFrame = 1024
 
-// ParseSealed decodes a {"type":"sealed",...} frame into its sequence number
+// ParseFrame decodes a {"type":"sealed",...} frame into its sequence number
 // and three byte fields. It is strict: unknown fields, trailing data, a
 // wrong type, a missing seq, or padded or non-canonical base64url are
-// refused with ErrSealBroken.
-func ParseSealed(frame []byte) (seq uint32, epk, nonce, box []byte, err error) {
+// refused with ErrBroken.
+func ParseFrame(frame []byte) (seq uint32, epk, nonce, box []byte, err error) {
 	fail := func(format string, a ...any) (uint32, []byte, []byte, []byte, error) {
-		return 0, nil, nil, nil, fmt.Errorf("%w: "+format, append([]any{ErrSealBroken}, a...)...)
+		return 0, nil, nil, nil, fmt.Errorf("%w: "+format, append([]any{ErrBroken}, a...)...)
 	}
-	if len(frame) > maxSealedFrame {
+	if len(frame) > MaxFrame {
 		return fail("frame too long")
 	}
 	dec := json.NewDecoder(bytes.NewReader(frame))
 	dec.DisallowUnknownFields()
-	var f sealedFrame
+	var f wireFrame
 	if err := dec.Decode(&f); err != nil {
 		return fail("%v", err)
 	}
@@ -247,24 +228,24 @@ func ParseSealed(frame []byte) (seq uint32, epk, nonce, box []byte, err error) {
 	if f.Seq == nil {
 		return fail("no seq")
 	}
-	if epk, nonce, box, err = sealedFields(f.EPK, f.Nonce, f.Box); err != nil {
+	if epk, nonce, box, err = DecodeFields(f.EPK, f.Nonce, f.Box); err != nil {
 		return 0, nil, nil, nil, err
 	}
 	return *f.Seq, epk, nonce, box, nil
 }
 
-// sealedFields decodes a sealed frame's three byte strings, base64url
-// without padding, on either transport.
-func sealedFields(epk, nonce, box string) (e, n, b []byte, err error) {
+// DecodeFields decodes a sealed frame's three byte strings, base64url
+// without padding, for a transport that carries them in its own envelope.
+func DecodeFields(epk, nonce, box string) (e, n, b []byte, err error) {
 	b64 := base64.RawURLEncoding.Strict()
 	if e, err = b64.DecodeString(epk); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: epk: %v", ErrSealBroken, err)
+		return nil, nil, nil, fmt.Errorf("%w: epk: %v", ErrBroken, err)
 	}
 	if n, err = b64.DecodeString(nonce); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: nonce: %v", ErrSealBroken, err)
+		return nil, nil, nil, fmt.Errorf("%w: nonce: %v", ErrBroken, err)
 	}
 	if b, err = b64.DecodeString(box); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: box: %v", ErrSealBroken, err)
+		return nil, nil, nil, fmt.Errorf("%w: box: %v", ErrBroken, err)
 	}
 	return e, n, b, nil
 }
@@ -276,11 +257,11 @@ func sealedFields(epk, nonce, box string) (e, n, b []byte, err error) {
 // memory. The inner message cannot itself be a sealed frame: a sealed frame
 // is longer than the largest padded length.
 func (s *Sealer) OpenFrame(frame, challenge []byte) (Opened, error) {
-	seq, epk, nonce, box, err := ParseSealed(frame)
+	seq, epk, nonce, box, err := ParseFrame(frame)
 	if err != nil {
 		return Opened{}, err
 	}
-	o, err := s.Open(epk, nonce, box, SealContext(challenge, seq))
+	o, err := s.Open(epk, nonce, box, Context(challenge, seq))
 	o.Seq = seq
 	return o, err
 }
