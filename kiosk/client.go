@@ -4,9 +4,7 @@ import (
 	"container/list"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +12,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/consent-kiosk/kiosk/seal"
-	"github.com/consent-kiosk/kiosk/tally"
 )
 
 // connLimits are the time limits on a phone's connection. They are fields,
@@ -82,7 +79,7 @@ type client struct {
 	lobbyAt   *list.Element // in the lobby while unjoined; guarded by its lock
 
 	// Owned by the reader goroutine.
-	secret  string // the one phone this connection speaks for, once known
+	phone   phoneSession
 	sealed  bool   // the phone seals: never answer it in clear again
 	lastSeq uint32 // the last sealed frame's seq; the next must be higher
 	seat    func() // gives back the joined websocket's seat; nil without one
@@ -150,16 +147,16 @@ func (c *client) readLoop(ctx context.Context) {
 			c.conn.SetReadDeadline(time.Now().Add(lim.pongWait))
 		}
 		if !c.limiter.Allow() {
-			c.sendError(errRateLimited)
+			c.deliver(inClear, c.srv.failed(errRateLimited))
 			continue
 		}
 		if kind != websocket.TextMessage {
-			c.sendError(fmt.Errorf("%w: send JSON text frames", errBadMessage))
+			c.deliver(inClear, c.srv.failed(fmt.Errorf("%w: send JSON text frames", errBadMessage)))
 			continue
 		}
 		m, how, err := c.decode(data)
 		if err != nil {
-			c.answer(how, errorFrame(err))
+			c.deliver(how, c.srv.failed(err))
 			continue
 		}
 		c.handle(ctx, m, how)
@@ -195,145 +192,54 @@ func (c *client) decode(data []byte) (phoneMessage, replySeal, error) {
 	return m, sealedBy(o), err
 }
 
-// answer sends the answer to one message: sealed if the message was.
-func (c *client) answer(how replySeal, msg []byte) {
-	b, err := how.seal(msg)
+// deliver sends a reply: sealed if the message was, the tally last.
+func (c *client) deliver(how replySeal, r phoneReply) {
+	frames, err := sealAnswers(how, r.frames)
 	if err != nil {
 		c.srv.log.Error("seal answer", "err", err)
 		return
 	}
-	c.reply(b)
+	for _, f := range frames {
+		c.reply(f)
+	}
+	if r.tally {
+		c.wakeTally()
+	}
 }
 
+// handle lets the phone session act on m, and keeps the connection's
+// seat, lobby place and deadlines in step with it.
 func (c *client) handle(ctx context.Context, m phoneMessage, how replySeal) {
-	ctx, cancel := context.WithTimeout(ctx, storeWait)
-	defer cancel()
-	store := c.srv.store
-	switch m.Type {
-	case msgHello:
-		if c.secret != "" && m.Device != c.secret {
-			// One connection speaks for one phone, so a script cannot mint
-			// phones by saying hello with fresh secrets on one connection.
-			c.answer(how, errorFrame(errOnePhone))
-			return
-		}
-		slip, err := c.srv.joinPhone(ctx, m)
-		if err != nil {
-			c.answer(how, errorFrame(err))
-			return
-		}
-		if c.seat == nil {
-			seat, ok := c.srv.seats.take(seatWS, m.Device, slip.Choice != tally.ChoiceNone, c.srv.maxPhones, func() { c.conn.Close() })
-			if !ok {
-				c.answer(how, errorFrame(errFull))
-				return
-			}
-			c.seat = seat
-			c.srv.lobby.leave(c)
-		}
-		c.secret = m.Device
+	was := c.phone.joined
+	r := c.phone.handle(ctx, m)
+	switch {
+	case !was && c.phone.joined:
 		c.joined.Store(true)
 		c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.pongWait))
-		st := store.State()
-		c.reply(newRoundMessage(st))
-		c.answer(how, ackFrame(slip))
-		// Every phone hears a series message of one length, sealed like the
-		// ack: were it sent only to phones with an offer, a listener would
-		// learn from the count of frames who consented before.
-		c.answer(how, seriesFrame(slip, st))
-		c.wakeTally()
-	case msgSlip, msgLeave:
-		if !c.joined.Load() {
-			c.answer(how, errorFrame(errHelloFirst))
-			return
-		}
-		var slip tally.Slip
-		var err error
-		if m.Type == msgSlip {
-			slip, err = store.Cast(ctx, c.secret, m.Choice, m.Round)
-		} else {
-			slip, err = store.Leave(ctx, c.secret)
-		}
-		if err != nil {
-			c.answer(how, errorFrame(err))
-			if errors.Is(err, tally.ErrStaleRound) {
-				c.reply(newRoundMessage(store.State()))
-			}
-			return
-		}
-		if m.Type == msgLeave {
-			// The phone is gone: its socket waits in the lobby again.
-			c.joined.Store(false)
-			c.seat()
-			c.seat = nil
-			c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.helloWait))
-			c.srv.enterLobby(c)
-		}
-		c.answer(how, ackFrame(slip))
+	case was && !c.phone.joined:
+		// The phone left: its socket waits in the lobby again.
+		c.joined.Store(false)
+		c.seat()
+		c.seat = nil
+		c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.helloWait))
+		c.srv.enterLobby(c)
 	}
+	c.deliver(how, r)
 }
 
-// joinPhone registers the phone that sent m, a hello, over either
-// transport. A phone the session knows rejoins at once; a new one needs a
-// valid join token, a place within the join limit (joinlimit.go) and a
-// share of the kiosk's join rate, so that no script can register phones
-// without bound.
-func (s *Server) joinPhone(ctx context.Context, m phoneMessage) (tally.Slip, error) {
-	slip, err := s.store.Rejoin(ctx, m.Device)
-	if err == nil {
-		s.phoneLimits.track(m.Device, time.Now())
+// takeSeat is the websocket's seat for the phone session: taken at the
+// first hello that passes, and again after a leave gave it back.
+func (c *client) takeSeat(device string, voted bool) error {
+	if c.seat != nil {
+		return nil
 	}
-	if !errors.Is(err, tally.ErrUnknownPhone) {
-		return slip, err
-	}
-	if m.Join == "" {
-		return slip, err
-	}
-	if err := s.join.verify(m.Join); err != nil {
-		return slip, err // say why the token did not do
-	}
-	st := s.store.State()
-	done, ok := s.joins.enter(st.Issued, joinLimit(st.Headcount))
+	seat, ok := c.srv.seats.take(seatWS, device, voted, c.srv.maxPhones, func() { c.conn.Close() })
 	if !ok {
-		return slip, errJoinLimit
+		return errFull
 	}
-	defer done()
-	if !s.newPhones.Allow() {
-		return slip, errRateLimited
-	}
-	slip, err = s.store.Admit(ctx, m.Device)
-	if err == nil {
-		s.phoneLimits.track(m.Device, time.Now())
-	}
-	return slip, err
-}
-
-// ackFrame encodes an ack so that its length does not depend on the choice:
-// JSON allows spaces after a value, and the padding makes "consent", "refuse"
-// and "none" the same size on the wire, so the size of an encrypted frame
-// does not tell a listener what was chosen.
-func ackFrame(s tally.Slip) []byte {
-	choice := s.Choice.String()
-	pad := strings.Repeat(" ", len("consent")-len(choice))
-	return fmt.Appendf(nil, `{"type":"ack","choice":"%s"%s,"round":%d}`, choice, pad, s.Round)
-}
-
-func (c *client) sendError(err error) {
-	if classify(err).status == 500 {
-		c.srv.log.Error("phone message failed", "err", err)
-	}
-	c.reply(errorFrame(err))
-}
-
-// errorFrame encodes err as a websocket error message short enough to be
-// sealed: a message that would not fit is left out, the code stays.
-func errorFrame(err error) []byte {
-	e := classify(err)
-	b, _ := json.Marshal(map[string]string{"type": msgError, "code": e.code, "message": e.message})
-	if len(b) > seal.ReplyLen {
-		b, _ = json.Marshal(map[string]string{"type": msgError, "code": e.code, "message": ""})
-	}
-	return b
+	c.seat = seat
+	c.srv.lobby.leave(c)
+	return nil
 }
 
 // writeLoop writes queued messages, the newest tally when woken, and pings.

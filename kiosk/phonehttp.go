@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -119,7 +118,7 @@ func (s *Server) pollSeat(ctx context.Context, m phoneMessage, evict func()) (re
 // A hello with "seen" waits, like /api/unlock, until the tally changes.
 func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r, s.originHost(r)) {
-		s.writePhone(w, inClear, classify(errForbidden).status, errorFrame(errForbidden))
+		s.phoneError(w, inClear, errForbidden)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFrameSize)
@@ -164,53 +163,34 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(s.ctx, cancel) // the kiosk is stopping
 	defer stop()
 
-	switch m.Type {
-	case msgHello:
-		if m.HasSeen {
-			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(phoneWait + 10*time.Second))
-			wctx, wcancel := context.WithTimeout(ctx, phoneWait)
-			s.store.Wait(wctx, m.Seen)
-			wcancel()
-		}
-		sctx, scancel := context.WithTimeout(ctx, storeWait)
-		defer scancel()
-		slip, err := s.joinPhone(sctx, m)
-		if err != nil {
-			s.phoneError(w, how, err)
-			return
-		}
-		st := s.store.State()
-		t, _ := json.Marshal(newTallyMessage(st))
-		// The series message as on the websocket: every phone hears one, of
-		// one length, so its presence tells a listener nothing.
-		s.writePhone(w, how, http.StatusOK, newRoundMessage(st), ackFrame(slip), seriesFrame(slip, st), t)
-	case msgSlip, msgLeave:
-		sctx, scancel := context.WithTimeout(ctx, storeWait)
-		defer scancel()
-		var slip tally.Slip
-		if m.Type == msgSlip {
-			slip, err = s.store.Cast(sctx, m.Device, m.Choice, m.Round)
-		} else {
-			slip, err = s.store.Leave(sctx, m.Device)
-		}
-		if errors.Is(err, tally.ErrStaleRound) {
-			s.writePhone(w, how, classify(err).status, errorFrame(err), newRoundMessage(s.store.State()))
-			return
-		}
-		if err != nil {
-			s.phoneError(w, how, err)
-			return
-		}
-		s.writePhone(w, how, http.StatusOK, ackFrame(slip))
+	if m.Type == msgHello && m.HasSeen {
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(phoneWait + 10*time.Second))
+		wctx, wcancel := context.WithTimeout(ctx, phoneWait)
+		s.store.Wait(wctx, m.Seen)
+		wcancel()
 	}
+	// Each request names its phone: the store refuses a slip or a leave
+	// from one that has not joined, or has left.
+	p := phoneSession{srv: s, device: m.Device}
+	s.deliverPhone(w, how, p.handle(ctx, m))
 }
 
 func (s *Server) phoneError(w http.ResponseWriter, how replySeal, err error) {
-	e := classify(err)
-	if e.status == http.StatusInternalServerError {
-		s.log.Error("phone request failed", "err", err)
+	s.deliverPhone(w, how, s.failed(err))
+}
+
+// deliverPhone answers with a reply, the tally last: 200 when the message
+// went through, the error's status when not.
+func (s *Server) deliverPhone(w http.ResponseWriter, how replySeal, reply phoneReply) {
+	if reply.tally {
+		t, _ := json.Marshal(newTallyMessage(s.store.State()))
+		reply.frames = append(reply.frames, t)
 	}
-	s.writePhone(w, how, e.status, errorFrame(err))
+	status := http.StatusOK
+	if reply.err != nil {
+		status = classify(reply.err).status
+	}
+	s.writePhone(w, how, status, reply.frames...)
 }
 
 // writePhone answers with a JSON array of kiosk → phone messages, each

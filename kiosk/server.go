@@ -316,6 +316,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		challenge: make([]byte, seal.ChallengeLen),
 	}
 	rand.Read(c.challenge)
+	c.phone = phoneSession{srv: s, takeSeat: c.takeSeat}
 	// The first message tells the phone how to seal: the key, and the
 	// challenge that binds its frames to this connection.
 	b64 := base64.RawURLEncoding.EncodeToString
