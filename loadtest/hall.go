@@ -341,6 +341,11 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 	// that no long-poll is left open when the harness counts what the
 	// server still holds.
 	if first >= 0 {
+		// The withdrawal is measured on a quiet hall: sent while the
+		// unlock's frames are still reaching a thousand phones, its ack
+		// would time the harness's own phones reading them as much as the
+		// server.
+		waitQuiet(ctx, &frames, quietFor, cfg.SeeWait)
 		rec.stopWhenLocked.Store(true)
 		sent := time.Now()
 		o := phones[first].send(ctx, "refuse", cfg.AckWait)
@@ -394,6 +399,24 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 	}
 	res.Elapsed = ms(time.Since(begin))
 	return res, nil
+}
+
+// quietFor is how long no frame may reach any phone before the hall counts
+// as quiet.
+const quietFor = 100 * time.Millisecond
+
+// waitQuiet waits, at most max, until frames has not grown for quiet.
+func waitQuiet(ctx context.Context, frames *atomic.Int64, quiet, max time.Duration) {
+	deadline := time.Now().Add(max)
+	last, since := frames.Load(), time.Now()
+	for time.Now().Before(deadline) && time.Since(since) < quiet {
+		if !sleepUntil(ctx, time.Now().Add(10*time.Millisecond)) {
+			return
+		}
+		if n := frames.Load(); n != last {
+			last, since = n, time.Now()
+		}
+	}
 }
 
 // waitRelay waits, bounded, until a kiosk that runs through a relay has
