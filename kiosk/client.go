@@ -240,8 +240,12 @@ func (c *client) handle(ctx context.Context, m phoneMessage, how replySeal) {
 		// ack: were it sent only to phones with an offer, a listener would
 		// learn from the count of frames who consented before.
 		c.answer(how, seriesFrame(slip, st))
-		c.wakeTally()
+		c.hub.joinedTally(c)
 	case msgSlip, msgLeave:
+		// Its ack is queued before a lock or unlock it causes goes to
+		// every phone.
+		c.hub.startAnswer()
+		defer c.hub.doneAnswer()
 		if !c.joined.Load() {
 			c.answer(how, errorFrame(errHelloFirst))
 			return
@@ -339,6 +343,9 @@ func errorFrame(err error) []byte {
 func (c *client) writeLoop() {
 	lim := c.srv.limits
 	ping := time.NewTicker(lim.pingPeriod)
+	// The tally this phone was sent last: woken again before it changed, the
+	// writer has nothing new to say.
+	var lastTally *websocket.PreparedMessage
 	defer func() {
 		ping.Stop()
 		close(c.wrote)
@@ -371,9 +378,10 @@ func (c *client) writeLoop() {
 			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
 			err = c.conn.WriteMessage(websocket.TextMessage, msg)
 		case <-c.tallyWake:
-			if pm := c.hub.tally.Load(); pm != nil {
+			if pm := c.hub.tally.Load(); pm != nil && pm != lastTally {
 				c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
 				err = c.conn.WritePreparedMessage(pm)
+				lastTally = pm
 			}
 		case <-ping.C:
 			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
