@@ -28,13 +28,10 @@ const (
 	MinHeadcount = 1
 	MaxHeadcount = 100_000
 
-	// maxBatch bounds one group commit. Every slip waiting when the writer
-	// begins a batch joins it, as in the best one-writer design: a burst
-	// from a full hall is then one transaction and one fsync, and the
-	// slips behind it wait for one commit instead of a queue of them. The
-	// bound only caps the memory of one batch, above the halls the kiosk
-	// is sized for.
-	maxBatch = 8192
+	// maxBatch bounds one group commit: a burst of thousands of slips becomes
+	// a handful of fsyncs, while the first slips of a burst are not held back
+	// behind one huge transaction.
+	maxBatch = 512
 
 	// busyTimeoutMS is how long a transaction waits for a file another
 	// process holds before the store calls it a fault. Nothing that locks
