@@ -74,6 +74,7 @@ type client struct {
 	done      chan struct{} // closed when the reader returns
 	wrote     chan struct{} // closed when the writer returns
 	joined    atomic.Bool
+	tallyOwed atomic.Bool // a hello was answered: send the tally even if unchanged
 	limiter   *rate.Limiter
 	challenge []byte        // random per connection; bound into every sealed frame
 	lobbyAt   *list.Element // in the lobby while unjoined; guarded by its lock
@@ -203,13 +204,22 @@ func (c *client) deliver(how replySeal, r phoneReply) {
 		c.reply(f)
 	}
 	if r.tally {
-		c.wakeTally()
+		// Unlike the hub's news, the tally after a hello goes out even if the
+		// phone had it already: a hello is always answered the same way.
+		c.tallyOwed.Store(true)
+		c.hub.joinedTally(c)
 	}
 }
 
 // handle lets the phone session act on m, and keeps the connection's
 // seat, lobby place and deadlines in step with it.
 func (c *client) handle(ctx context.Context, m phoneMessage, how replySeal) {
+	if m.Type != msgHello {
+		// Its ack is queued before a lock or unlock it causes goes to
+		// every phone.
+		c.hub.startAnswer()
+		defer c.hub.doneAnswer()
+	}
 	was := c.phone.joined
 	r := c.phone.handle(ctx, m)
 	switch {
@@ -246,6 +256,9 @@ func (c *client) takeSeat(device string, voted bool) error {
 func (c *client) writeLoop() {
 	lim := c.srv.limits
 	ping := time.NewTicker(lim.pingPeriod)
+	// The tally this phone was sent last: woken again before it changed, the
+	// writer has nothing new to say.
+	var lastTally *websocket.PreparedMessage
 	defer func() {
 		ping.Stop()
 		close(c.wrote)
@@ -278,9 +291,11 @@ func (c *client) writeLoop() {
 			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
 			err = c.conn.WriteMessage(websocket.TextMessage, msg)
 		case <-c.tallyWake:
-			if pm := c.hub.tally.Load(); pm != nil {
+			owed := c.tallyOwed.Swap(false)
+			if pm := c.hub.tally.Load(); pm != nil && (pm != lastTally || owed) {
 				c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))
 				err = c.conn.WritePreparedMessage(pm)
+				lastTally = pm
 			}
 		case <-ping.C:
 			c.conn.SetWriteDeadline(time.Now().Add(lim.writeWait))

@@ -13,12 +13,29 @@ import (
 	"github.com/consent-kiosk/kiosk/tally"
 )
 
-// tallyEvery is the most often phones hear a changed count. Slips arriving
-// in a burst from a full hall would otherwise make every phone hear every
-// slip: N² messages. A change of lock state or round is sent at once. A
-// phone's owner only glances at the count, so a quarter second is plenty,
-// and it keeps a hall of 5,000 to 20,000 frames a second at most.
-const tallyEvery = 250 * time.Millisecond
+// Phones hear a changed count on a tick, not per slip: a hall arriving in
+// a burst would otherwise make every phone hear every slip, N² frames. The
+// tick's period grows with the hall so that all the tallies together cost
+// at most one frame per tallyPerPhone: a phone's owner only glances at the
+// count, and every frame the kiosk writes is processor time a phone's ack
+// waits for. A change of lock state or round is sent at once.
+const (
+	tallyEvery    = 250 * time.Millisecond // the shortest period, for small halls
+	tallyPerPhone = 2 * time.Millisecond   // at most 500 tally frames a second
+	tallyEveryMax = 2 * time.Second        // the longest a count may lag
+)
+
+// tallyPeriod is the tick's period for a hall of joined phones.
+func tallyPeriod(joined int) time.Duration {
+	return min(max(tallyEvery, time.Duration(joined)*tallyPerPhone), tallyEveryMax)
+}
+
+// ackFirst bounds how long a change of lock state waits to be sent to
+// every phone while a phone's own answer is still being made: the phone
+// that withdrew (or whose slip unlocked) hears its ack before the fan-out
+// makes a thousand writers compete for the processor. Recorders do not
+// wait for it: they read the store, which published the change first.
+const ackFirst = 5 * time.Millisecond
 
 // hub owns the set of connected phones and tells them about changes.
 type hub struct {
@@ -31,10 +48,19 @@ type hub struct {
 	done       chan struct{} // closed when run has returned
 
 	// tally is the latest tally frame, encoded once for all phones; a phone
-	// that is behind skips straight to the newest.
+	// that is behind skips straight to the newest, and one that has it
+	// already is not sent it again.
 	tally atomic.Pointer[websocket.PreparedMessage]
 	// connected counts open phone connections, for the connection cap.
 	connected atomic.Int64
+	// coming says a broadcast is scheduled, which will reach every joined
+	// phone: a phone that joins meanwhile waits for it instead of being
+	// sent a tally of its own that the broadcast would follow at once.
+	coming atomic.Bool
+	// answering counts phone slips between their arrival and their answer
+	// being queued; answered is signalled when it drops to zero.
+	answering atomic.Int64
+	answered  chan struct{}
 }
 
 func newHub(store *tally.Store, log *slog.Logger) *hub {
@@ -45,6 +71,28 @@ func newHub(store *tally.Store, log *slog.Logger) *hub {
 		unregister: make(chan *client),
 		stopping:   make(chan struct{}),
 		done:       make(chan struct{}),
+		answered:   make(chan struct{}, 1),
+	}
+}
+
+// startAnswer and doneAnswer bracket the handling of a phone's slip, so
+// that a change of lock state it causes is sent to everyone after its ack.
+func (h *hub) startAnswer() { h.answering.Add(1) }
+
+func (h *hub) doneAnswer() {
+	if h.answering.Add(-1) == 0 {
+		select {
+		case h.answered <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// joinedTally gives a phone that has just joined the current tally, unless
+// a broadcast that will reach it is already on its way.
+func (h *hub) joinedTally(c *client) {
+	if !h.coming.Load() {
+		c.wakeTally()
 	}
 }
 
@@ -115,7 +163,18 @@ func (h *hub) run() {
 	st, changed := h.store.Changed()
 	h.setTally(st)
 	sent := st
-	var due <-chan time.Time
+	joined := 0
+	// due is the next tick for a changed count; gate the latest moment a
+	// change of lock state or round waits for a phone's answer.
+	var due, gate <-chan time.Time
+	send := func() {
+		due, gate = nil, nil
+		// Cleared before broadcast reads who has joined, so that a phone
+		// that joins after it looks for itself in time.
+		h.coming.Store(false)
+		joined = h.broadcast(clients, st, sent)
+		sent = st
+	}
 	for {
 		select {
 		case c := <-h.register:
@@ -124,17 +183,32 @@ func (h *hub) run() {
 			delete(clients, c)
 		case <-changed:
 			st, changed = h.store.Changed()
-			if st.Unlocked != sent.Unlocked || st.Round != sent.Round || st.Closed != sent.Closed {
-				due = nil
-				h.broadcast(clients, st, sent)
-				sent = st
-			} else if due == nil {
-				due = time.After(tallyEvery)
+			switch {
+			case gate != nil:
+				// Already waiting to send a change of state; it sends st.
+			case st.Unlocked != sent.Unlocked || st.Round != sent.Round || st.Closed != sent.Closed:
+				if h.answering.Load() == 0 {
+					send()
+					continue
+				}
+				gate = time.After(ackFirst)
+				h.coming.Store(true)
+			case due == nil:
+				due = time.After(tallyPeriod(joined))
+				h.coming.Store(true)
 			}
+		case <-h.answered:
+			if gate != nil && h.answering.Load() == 0 {
+				send()
+			}
+		case <-gate:
+			send()
 		case <-due:
-			due = nil
-			h.broadcast(clients, st, sent)
-			sent = st
+			if gate == nil {
+				send()
+			} else {
+				due = nil // the change of state waiting at the gate carries it
+			}
 		case <-h.stopping:
 			return // each writer sends its phone a close frame
 		}
@@ -154,16 +228,21 @@ func (h *hub) setTally(st tally.State) {
 // Waking every phone's writer at once makes a thousand goroutines runnable
 // together, and a phone's ack then waits behind all their writes. Waking
 // them in chunks with a short pause lets acks through in between; a hall of
-// 1,000 phones is told within about 8 ms.
+// 1,000 phones is told within about 8 ms. While a phone's slip is being
+// answered the fan-out holds back a little longer (up to fanoutYield per
+// chunk), so that a withdrawal made just after an unlock does not queue
+// for the processor behind the unlock's thousand frames.
 const (
 	fanoutChunk = 64
 	fanoutPause = 500 * time.Microsecond
+	fanoutYield = 2 * time.Millisecond
 )
 
 // broadcast tells every joined phone the new tally, and the new round if
-// it changed since prev. It returns at once; the phones are woken in paced
-// chunks by a goroutine of its own, which ends early when the hub stops.
-func (h *hub) broadcast(clients map[*client]struct{}, st, prev tally.State) {
+// it changed since prev, and returns how many phones it tells. It returns
+// at once; the phones are woken in paced chunks by a goroutine of its own,
+// which ends early when the hub stops.
+func (h *hub) broadcast(clients map[*client]struct{}, st, prev tally.State) int {
 	h.setTally(st)
 	var round []byte
 	if st.Round != prev.Round || st.Closed != prev.Closed {
@@ -178,10 +257,12 @@ func (h *hub) broadcast(clients map[*client]struct{}, st, prev tally.State) {
 	go func() {
 		for i, c := range joined {
 			if i > 0 && i%fanoutChunk == 0 {
-				select {
-				case <-time.After(fanoutPause):
-				case <-h.stopping:
-					return
+				for waited := time.Duration(0); waited == 0 || (waited < fanoutYield && h.answering.Load() > 0); waited += fanoutPause {
+					select {
+					case <-time.After(fanoutPause):
+					case <-h.stopping:
+						return
+					}
 				}
 			}
 			if round != nil {
@@ -190,6 +271,7 @@ func (h *hub) broadcast(clients map[*client]struct{}, st, prev tally.State) {
 			c.wakeTally()
 		}
 	}()
+	return len(joined)
 }
 
 // stop closes every phone connection and waits for run to return.

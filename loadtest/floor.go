@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -76,11 +77,44 @@ type floor struct {
 	choices   map[[32]byte]string // sha256 of the device secret → choice
 	version   int64
 	changed   chan struct{} // closed and replaced whenever version changes
+
+	// slips, when not nil, makes this the grouped floor: handlers hand
+	// their slips to one committer instead of each committing its own.
+	slips chan floorSlip
+	quit  chan struct{}
+	done  chan struct{}
+	// commits counts committed transactions, so a test can tell grouped
+	// from one each.
+	commits atomic.Int64
 }
+
+// floorSlip is one slip waiting for the grouped floor's committer.
+type floorSlip struct {
+	device [32]byte
+	choice string
+	saved  chan error
+}
+
+// groupWaiting bounds the slips queued for the committer; a handler beyond
+// it waits to queue, which is the back-pressure a full queue should give.
+const groupWaiting = 8192
 
 // newFloor opens (creating) the floor's database at path. The caller must
 // Close it.
 func newFloor(ctx context.Context, path, token, publicURL string) (*floor, error) {
+	return openFloor(ctx, path, token, publicURL, false)
+}
+
+// newGroupedFloor is the floor with group commit: the best a design with
+// one SQLite writer can do. One goroutine takes every slip waiting,
+// commits them in one transaction (one fsync), then acks them all, so a
+// queue of slips costs one fsync rather than one each. The caller must
+// Close it.
+func newGroupedFloor(ctx context.Context, path, token, publicURL string) (*floor, error) {
+	return openFloor(ctx, path, token, publicURL, true)
+}
+
+func openFloor(ctx context.Context, path, token, publicURL string, grouped bool) (*floor, error) {
 	db, err := sql.Open("sqlite", floorDSN(path))
 	if err != nil {
 		return nil, err
@@ -104,14 +138,21 @@ func newFloor(ctx context.Context, path, token, publicURL string) (*floor, error
 	}
 	var jt [18]byte
 	rand.Read(jt[:])
-	return &floor{
+	f := &floor{
 		db:        db,
 		token:     token,
 		joinToken: base64.RawURLEncoding.EncodeToString(jt[:]),
 		publicURL: publicURL,
 		choices:   map[[32]byte]string{},
 		changed:   make(chan struct{}),
-	}, nil
+	}
+	if grouped {
+		f.slips = make(chan floorSlip, groupWaiting)
+		f.quit = make(chan struct{})
+		f.done = make(chan struct{})
+		go f.committer()
+	}
+	return f, nil
 }
 
 // checkPragmas reads back the settings the floor depends on, because a
@@ -131,8 +172,14 @@ func checkPragmas(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Close closes the database.
-func (f *floor) Close() error { return f.db.Close() }
+// Close stops the committer, if any, and closes the database.
+func (f *floor) Close() error {
+	if f.quit != nil {
+		close(f.quit)
+		<-f.done
+	}
+	return f.db.Close()
+}
 
 // handler returns the floor's routes.
 func (f *floor) handler() http.Handler {
@@ -283,7 +330,7 @@ func (f *floor) handleWS(w http.ResponseWriter, r *http.Request) {
 			device = sha256.Sum256([]byte(m.Device))
 			joined = true
 		case m.Type == "slip" && joined && (m.Choice == "consent" || m.Choice == "refuse"):
-			if err := f.commit(r.Context(), device, m.Choice); err != nil {
+			if err := f.save(r.Context(), device, m.Choice); err != nil {
 				f.send(conn, map[string]string{"type": "error", "code": "storage", "message": "not saved"})
 				continue
 			}
@@ -301,24 +348,99 @@ func (f *floor) send(conn *websocket.Conn, v any) error {
 	return conn.WriteJSON(v)
 }
 
-// commit stores one slip in its own transaction and only then counts it.
-func (f *floor) commit(ctx context.Context, device [32]byte, choice string) error {
+// save stores one slip durably and counts it: in a transaction of its own,
+// or, in the grouped floor, in the committer's next one.
+func (f *floor) save(ctx context.Context, device [32]byte, choice string) error {
+	if f.slips == nil {
+		return f.commit(ctx, []floorSlip{{device: device, choice: choice}})
+	}
+	s := floorSlip{device: device, choice: choice, saved: make(chan error, 1)}
+	select {
+	case f.slips <- s:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-f.quit:
+		return errors.New("floor stopping")
+	}
+	select {
+	case err := <-s.saved:
+		return err
+	case <-f.quit:
+		return errors.New("floor stopping")
+	}
+}
+
+// committer is the grouped floor's one writer. It never waits to fill a
+// group: it begins a transaction for the first slip, and every slip that
+// is waiting by then (queued during the previous commit, or while BEGIN
+// waited for the connection) joins it. So a lone slip pays no more than in
+// the plain floor, and a queue costs one fsync.
+func (f *floor) committer() {
+	defer close(f.done)
+	var group []floorSlip
+	for {
+		group = group[:0]
+		select {
+		case s := <-f.slips:
+			group = append(group, s)
+		case <-f.quit:
+			return
+		}
+		ctx := context.Background()
+		tx, err := f.db.BeginTx(ctx, nil)
+	more:
+		for {
+			select {
+			case s := <-f.slips:
+				group = append(group, s)
+			default:
+				break more
+			}
+		}
+		if err == nil {
+			err = f.write(ctx, tx, group)
+		}
+		for _, s := range group {
+			s.saved <- err
+		}
+	}
+}
+
+// commit stores slips in a transaction of their own.
+func (f *floor) commit(ctx context.Context, slips []floorSlip) error {
 	tx, err := f.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	return f.write(ctx, tx, slips)
+}
+
+// write stores slips in tx, commits, and only then counts them.
+func (f *floor) write(ctx context.Context, tx *sql.Tx, slips []floorSlip) error {
 	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, `INSERT INTO slips (device, choice, at) VALUES (?, ?, ?)
+	at := time.Now().Unix()
+	for _, s := range slips {
+		_, err := tx.ExecContext(ctx, `INSERT INTO slips (device, choice, at) VALUES (?, ?, ?)
 		ON CONFLICT (device) DO UPDATE SET choice = excluded.choice, at = excluded.at`,
-		device[:], choice, time.Now().Unix())
-	if err != nil {
-		return err
+			s.device[:], s.choice, at)
+		if err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	f.commits.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, s := range slips {
+		f.countLocked(s.device, s.choice)
+	}
+	f.bumpLocked()
+	return nil
+}
+
+func (f *floor) countLocked(device [32]byte, choice string) {
 	switch f.choices[device] {
 	case "consent":
 		f.consents--
@@ -331,8 +453,6 @@ func (f *floor) commit(ctx context.Context, device [32]byte, choice string) erro
 	} else {
 		f.refusals++
 	}
-	f.bumpLocked()
-	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -349,13 +469,14 @@ func runFloor(ctx context.Context, args []string) error {
 	data := fs.String("data", "floor.db", "SQLite database file")
 	token := fs.String("admin-token", "", "lecturer token")
 	publicURL := fs.String("public-url", "", "base URL of join links (default: the request's host)")
+	grouped := fs.Bool("group", false, "commit every waiting slip in one transaction (the grouped floor)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *token == "" {
 		return errors.New("floor: -admin-token is required")
 	}
-	f, err := newFloor(ctx, *data, *token, *publicURL)
+	f, err := openFloor(ctx, *data, *token, *publicURL, *grouped)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,23 @@ type hallConfig struct {
 	// Settle is how long goroutines and open files may take to return to
 	// their starting level after every phone has left.
 	Settle time.Duration
+	// AtOnce connects every phone and says hello first (Ramp is then
+	// ignored), and only when all have done so do they all send their slip
+	// together: the worst burst a hall can make, and the one that shows
+	// whether commits are grouped.
+	AtOnce bool
+	// JoinSettle is how long an at-once hall waits after the last hello
+	// before the slips go, so that the server has taken every hello in and
+	// the slips meet no backlog of joins.
+	JoinSettle time.Duration
 }
+
+const (
+	// atOnceDials bounds the handshakes in flight while an at-once hall
+	// connects, so that the listen backlog does not overflow into SYN
+	// retries, which would measure the kernel's retry timer instead.
+	atOnceDials = 128
+)
 
 // result is what one hall measured on one target.
 type result struct {
@@ -227,23 +243,59 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 	wsURL := "ws" + strings.TrimPrefix(phoneBase, "http") + "/ws"
 	start := time.Now()
 	var wg sync.WaitGroup
-	for i := range cfg.Phones {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			at := start.Add(cfg.Ramp * time.Duration(i) / time.Duration(cfg.Phones))
-			if !sleepUntil(ctx, at) {
-				outcomes[i] = outcome{fail: "cancelled"}
-				return
-			}
-			p, err := dialPhone(ctx, wsURL, origin, &frames)
-			if err != nil {
-				outcomes[i] = outcome{fail: "dial", err: err}
-				return
-			}
-			phones[i] = p
-			outcomes[i] = p.consent(ctx, joinToken, cfg.AckWait)
-		}()
+	if cfg.AtOnce {
+		// Everyone in and joined first, then every slip at once.
+		dials := make(chan struct{}, atOnceDials)
+		var joined sync.WaitGroup
+		slipsGo := make(chan struct{})
+		for i := range cfg.Phones {
+			wg.Add(1)
+			joined.Add(1)
+			go func() {
+				defer wg.Done()
+				dials <- struct{}{}
+				p, err := dialPhone(ctx, wsURL, origin, &frames)
+				if err == nil {
+					err = p.hello(joinToken)
+				}
+				<-dials
+				joined.Done()
+				if err != nil {
+					outcomes[i] = outcome{fail: "dial", err: err}
+					return
+				}
+				phones[i] = p
+				select {
+				case <-slipsGo:
+				case <-ctx.Done():
+					outcomes[i] = outcome{fail: "cancelled"}
+					return
+				}
+				outcomes[i] = p.send(ctx, "consent", cfg.AckWait)
+			}()
+		}
+		joined.Wait()
+		sleepUntil(ctx, time.Now().Add(cfg.JoinSettle))
+		close(slipsGo)
+	} else {
+		for i := range cfg.Phones {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				at := start.Add(cfg.Ramp * time.Duration(i) / time.Duration(cfg.Phones))
+				if !sleepUntil(ctx, at) {
+					outcomes[i] = outcome{fail: "cancelled"}
+					return
+				}
+				p, err := dialPhone(ctx, wsURL, origin, &frames)
+				if err != nil {
+					outcomes[i] = outcome{fail: "dial", err: err}
+					return
+				}
+				phones[i] = p
+				outcomes[i] = p.consent(ctx, joinToken, cfg.AckWait)
+			}()
+		}
 	}
 	wg.Wait()
 
@@ -289,6 +341,11 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 	// that no long-poll is left open when the harness counts what the
 	// server still holds.
 	if first >= 0 {
+		// The withdrawal is measured on a quiet hall: sent while the
+		// unlock's frames are still reaching a thousand phones, its ack
+		// would time the harness's own phones reading them as much as the
+		// server.
+		waitQuiet(ctx, &frames, quietFor, cfg.SeeWait)
 		rec.stopWhenLocked.Store(true)
 		sent := time.Now()
 		o := phones[first].send(ctx, "refuse", cfg.AckWait)
@@ -342,6 +399,24 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 	}
 	res.Elapsed = ms(time.Since(begin))
 	return res, nil
+}
+
+// quietFor is how long no frame may reach any phone before the hall counts
+// as quiet.
+const quietFor = 100 * time.Millisecond
+
+// waitQuiet waits, at most max, until frames has not grown for quiet.
+func waitQuiet(ctx context.Context, frames *atomic.Int64, quiet, max time.Duration) {
+	deadline := time.Now().Add(max)
+	last, since := frames.Load(), time.Now()
+	for time.Now().Before(deadline) && time.Since(since) < quiet {
+		if !sleepUntil(ctx, time.Now().Add(10*time.Millisecond)) {
+			return
+		}
+		if n := frames.Load(); n != last {
+			last, since = n, time.Now()
+		}
+	}
 }
 
 // waitRelay waits, bounded, until a kiosk that runs through a relay has
@@ -493,13 +568,18 @@ func (p *phone) write(v any) error {
 
 // consent says hello with a fresh device secret and hands in a consent slip.
 func (p *phone) consent(ctx context.Context, joinToken string, wait time.Duration) outcome {
-	var dev [32]byte
-	rand.Read(dev[:])
-	hello := map[string]string{"type": "hello", "join": joinToken, "device": base64.RawURLEncoding.EncodeToString(dev[:])}
-	if err := p.write(hello); err != nil {
+	if err := p.hello(joinToken); err != nil {
 		return outcome{fail: "write", err: err}
 	}
 	return p.send(ctx, "consent", wait)
+}
+
+// hello joins with a fresh device secret. It does not wait for an answer:
+// the floor gives none, and a slip sent after it is read after it.
+func (p *phone) hello(joinToken string) error {
+	var dev [32]byte
+	rand.Read(dev[:])
+	return p.write(map[string]string{"type": "hello", "join": joinToken, "device": base64.RawURLEncoding.EncodeToString(dev[:])})
 }
 
 // send hands in a slip and waits for its ack.

@@ -9,12 +9,12 @@ import (
 	"time"
 )
 
-// newTestFloor serves a floor inside the test process on 127.0.0.1, with
-// its database in a temporary directory.
-func newTestFloor(t *testing.T) target {
+// newTestFloor serves a floor (grouped or not) inside the test process on
+// 127.0.0.1, with its database in a temporary directory.
+func newTestFloor(t *testing.T, grouped bool) (target, *floor) {
 	t.Helper()
 	token := randomToken()
-	f, err := newFloor(t.Context(), filepath.Join(t.TempDir(), "floor.db"), token, "")
+	f, err := openFloor(t.Context(), filepath.Join(t.TempDir(), "floor.db"), token, "", grouped)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,20 +23,73 @@ func newTestFloor(t *testing.T) target {
 		srv.Close()
 		f.Close()
 	})
-	return target{name: "floor", base: srv.URL, token: token}
+	return target{name: "floor", base: srv.URL, token: token}, f
 }
 
 func TestHallAgainstFloor(t *testing.T) {
+	tg, _ := newTestFloor(t, false)
+	checkHall(t, tg, hallConfig{Ramp: 100 * time.Millisecond})
+}
+
+func TestHallAtOnceAgainstGroupedFloor(t *testing.T) {
+	tg, _ := newTestFloor(t, true)
+	checkHall(t, tg, hallConfig{AtOnce: true, JoinSettle: 50 * time.Millisecond})
+}
+
+// TestGroupedFloorGroups holds the floor's one connection while slips
+// queue, so that the committer is certain to find them all waiting: they
+// must share one transaction, and each must be counted.
+func TestGroupedFloorGroups(t *testing.T) {
+	const slips = 50
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, f := newTestFloor(t, true)
+	held, err := f.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, slips)
+	for i := range slips {
+		go func() {
+			var dev [32]byte
+			dev[0] = byte(i)
+			errs <- f.save(ctx, dev, "consent")
+		}()
+	}
+	// The committer takes the first slip and waits for the connection; the
+	// rest queue behind it.
+	for len(f.slips) < slips-1 {
+		if ctx.Err() != nil {
+			t.Fatalf("only %d slips queued", len(f.slips))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	held.Close()
+	for range slips {
+		if err := <-errs; err != nil {
+			t.Fatalf("save: %v", err)
+		}
+	}
+	if got := f.commits.Load(); got != 1 {
+		t.Errorf("commits = %d; want 1 for %d slips waiting together", got, slips)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.consents != slips {
+		t.Errorf("consents = %d; want %d", f.consents, slips)
+	}
+}
+
+// checkHall plays a 20-phone hall against tg and checks that it went
+// through; cfg gives the mode, the rest is filled in.
+func checkHall(t *testing.T, tg target, cfg hallConfig) {
+	t.Helper()
 	const phones = 20
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	res, err := playHall(ctx, newTestFloor(t), hallConfig{
-		Phones:  phones,
-		Ramp:    100 * time.Millisecond,
-		AckWait: 5 * time.Second,
-		SeeWait: 5 * time.Second,
-		Settle:  5 * time.Second,
-	})
+	cfg.Phones = phones
+	cfg.AckWait, cfg.SeeWait, cfg.Settle = 5*time.Second, 5*time.Second, 5*time.Second
+	res, err := playHall(ctx, tg, cfg)
 	if err != nil {
 		t.Fatalf("playHall: %v", err)
 	}

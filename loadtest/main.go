@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -51,7 +52,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 5*time.Minute, "overall deadline, including building the kiosk")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	keep := fs.Bool("keep", false, "keep the temporary directory (databases, server logs)")
-	floorOnly := fs.Bool("floor-only", false, "measure the floor only; do not build or start the kiosk")
+	floorOnly := fs.Bool("floor-only", false, "measure the floors only; do not build or start the kiosk")
+	kioskPath := fs.String("kiosk", "", "play this kiosk binary instead of building the one in this repository (to compare with an older commit)")
+	atOnce := fs.Bool("at-once", false, "connect every phone first, then have all of them send their slip at the same moment (no ramp)")
 	viaRelay := fs.Bool("relay", false, "also play the hall through a relay on loopback, in the same run")
 	rooms := fs.Int("rooms", 1, "with -relay: this many kiosks on the one relay, each with -n phones, played at once instead of the floor and the direct hall")
 	if err := fs.Parse(args); err != nil {
@@ -90,6 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep := &report{
 		Phones:  *n,
 		Ramp:    ms(*ramp),
+		AtOnce:  *atOnce,
 		Targets: targetsFor(*n),
 		Machine: machine{
 			CPUs:       runtime.NumCPU(),
@@ -106,11 +110,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		AckWait: 30 * time.Second,
 		SeeWait: 10 * time.Second,
 		Settle:  10 * time.Second,
+		AtOnce:  *atOnce,
+		// A second is ample for 5,000 hellos, which need no disk.
+		JoinSettle: time.Second,
 	}
 
 	// Build first, so the compiler is not competing with either hall.
-	var kioskBin string
-	if !*floorOnly {
+	kioskBin := *kioskPath
+	if !*floorOnly && kioskBin != "" {
+		if kioskBin, err = filepath.Abs(kioskBin); err != nil {
+			return err
+		}
+		rep.KioskBinary = kioskBin
+	} else if !*floorOnly {
 		fmt.Fprintln(stderr, "loadtest: building the kiosk")
 		kioskBin, err = buildKiosk(ctx, dir)
 		if err != nil {
@@ -127,6 +139,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.Floor, err = measure(ctx, "floor", dir, cfg, self, "floor")
 		if err != nil {
 			rep.FloorError = err.Error()
+		}
+		fmt.Fprintf(stderr, "loadtest: %d phones against the grouped floor\n", *n)
+		rep.Grouped, err = measure(ctx, "grouped-floor", dir, cfg, self, "floor", "-group")
+		if err != nil {
+			rep.GroupedError = err.Error()
 		}
 	}
 	if kioskBin != "" && *rooms == 1 {
@@ -153,7 +170,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if (rep.FloorError != "" && *rooms == 1) || (rep.KioskError != "" && !*floorOnly) || (rep.Relayed != nil && rep.Relayed.Error != "") {
+	if ((rep.FloorError != "" || rep.GroupedError != "") && *rooms == 1) || (rep.KioskError != "" && !*floorOnly) || (rep.Relayed != nil && rep.Relayed.Error != "") {
 		return errors.New("not every hall could be played")
 	}
 	return nil
