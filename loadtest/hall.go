@@ -95,7 +95,10 @@ type result struct {
 	// FramesToPhones counts every frame the phones received, which shows
 	// whether tally fan-out grows with N² or is coalesced.
 	FramesToPhones int64 `json:"frames_to_phones"`
-	Elapsed        ms    `json:"elapsed_ms"`
+	// FramesByType splits FramesToPhones by message type ("sealed" for
+	// sealed answers), to show which messages a change would save.
+	FramesByType map[string]int64 `json:"frames_by_type"`
+	Elapsed      ms               `json:"elapsed_ms"`
 }
 
 // gauge is a count read before the phones came, with all phones in, and
@@ -237,7 +240,7 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 	res.Goroutines.Start, res.OpenFiles.Start = runtimeFigures(ctx, c, t)
 
 	// The phones.
-	var frames atomic.Int64
+	frames := newFrameCounter()
 	phones := make([]*phone, cfg.Phones)
 	outcomes := make([]outcome, cfg.Phones)
 	wsURL := "ws" + strings.TrimPrefix(phoneBase, "http") + "/ws"
@@ -254,7 +257,7 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 			go func() {
 				defer wg.Done()
 				dials <- struct{}{}
-				p, err := dialPhone(ctx, wsURL, origin, &frames)
+				p, err := dialPhone(ctx, wsURL, origin, frames)
 				if err == nil {
 					err = p.hello(joinToken)
 				}
@@ -287,7 +290,7 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 					outcomes[i] = outcome{fail: "cancelled"}
 					return
 				}
-				p, err := dialPhone(ctx, wsURL, origin, &frames)
+				p, err := dialPhone(ctx, wsURL, origin, frames)
 				if err != nil {
 					outcomes[i] = outcome{fail: "dial", err: err}
 					return
@@ -345,7 +348,7 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 		// unlock's frames are still reaching a thousand phones, its ack
 		// would time the harness's own phones reading them as much as the
 		// server.
-		waitQuiet(ctx, &frames, quietFor, cfg.SeeWait)
+		waitQuiet(ctx, frames, quietFor, cfg.SeeWait)
 		rec.stopWhenLocked.Store(true)
 		sent := time.Now()
 		o := phones[first].send(ctx, "refuse", cfg.AckWait)
@@ -370,6 +373,7 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 	<-recDone
 	res.RecorderErrors = rec.errors()
 	res.FramesToPhones = frames.Load()
+	res.FramesByType = frames.byType()
 
 	// Wait, bounded, for the server to let go of what the phones held.
 	settle := time.NewTimer(cfg.Settle)
@@ -406,7 +410,7 @@ func playHall(ctx context.Context, t target, cfg hallConfig) (*result, error) {
 const quietFor = 100 * time.Millisecond
 
 // waitQuiet waits, at most max, until frames has not grown for quiet.
-func waitQuiet(ctx context.Context, frames *atomic.Int64, quiet, max time.Duration) {
+func waitQuiet(ctx context.Context, frames *frameCounter, quiet, max time.Duration) {
 	deadline := time.Now().Add(max)
 	last, since := frames.Load(), time.Now()
 	for time.Now().Before(deadline) && time.Since(since) < quiet {
@@ -515,7 +519,7 @@ const (
 	phoneHandshake = 15 * time.Second
 )
 
-func dialPhone(ctx context.Context, wsURL, origin string, frames *atomic.Int64) (*phone, error) {
+func dialPhone(ctx context.Context, wsURL, origin string, frames *frameCounter) (*phone, error) {
 	d := websocket.Dialer{
 		HandshakeTimeout: phoneHandshake,
 		ReadBufferSize:   phoneBuffer,
@@ -535,7 +539,48 @@ func dialPhone(ctx context.Context, wsURL, origin string, frames *atomic.Int64) 
 	return p, nil
 }
 
-func (p *phone) read(frames *atomic.Int64) {
+// frameTypes are the kiosk → phone messages counted by type; any other
+// counts as "other".
+var frameTypes = []string{"seal", "round", "ack", "series", "tally", "sealed", "error"}
+
+// frameCounter counts the frames every phone receives, in all and by type.
+type frameCounter struct {
+	all    atomic.Int64
+	byKind []atomic.Int64 // frameTypes, then other
+}
+
+func newFrameCounter() *frameCounter {
+	return &frameCounter{byKind: make([]atomic.Int64, len(frameTypes)+1)}
+}
+
+func (f *frameCounter) add(msg []byte) {
+	f.all.Add(1)
+	for i, t := range frameTypes {
+		if bytes.Contains(msg, []byte(`"type":"`+t+`"`)) {
+			f.byKind[i].Add(1)
+			return
+		}
+	}
+	f.byKind[len(frameTypes)].Add(1)
+}
+
+func (f *frameCounter) Load() int64 { return f.all.Load() }
+
+func (f *frameCounter) byType() map[string]int64 {
+	m := map[string]int64{}
+	for i := range f.byKind {
+		name := "other"
+		if i < len(frameTypes) {
+			name = frameTypes[i]
+		}
+		if n := f.byKind[i].Load(); n > 0 {
+			m[name] = n
+		}
+	}
+	return m
+}
+
+func (p *phone) read(frames *frameCounter) {
 	defer close(p.done)
 	for {
 		_, msg, err := p.conn.ReadMessage()
@@ -543,7 +588,7 @@ func (p *phone) read(frames *atomic.Int64) {
 			return
 		}
 		at := time.Now()
-		frames.Add(1)
+		frames.add(msg)
 		// Most frames are tallies; decode only the ones the phone waits for.
 		if !bytes.Contains(msg, []byte(`"ack"`)) && !bytes.Contains(msg, []byte(`"error"`)) {
 			continue

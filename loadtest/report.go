@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -194,6 +195,9 @@ func (r *report) writeTable(w io.Writer) error {
 			return ratioString(float64(k.FramesToPhones), float64(base.FramesToPhones))
 		},
 		nil)
+	row("frames by type", "",
+		func(x *result) string { return framesByType(x.FramesByType) },
+		nil, nil)
 	row("frames to phones per slip", fmt.Sprintf("≤ %.2f", t.FramesPerSlip),
 		func(x *result) string { return fmt.Sprintf("%.2f", x.framesPerSlip()) },
 		nil,
@@ -271,5 +275,15 @@ func failureString(f map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s: %d", reason, n))
 	}
 	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
+
+// framesByType writes the split of frames as "ack 2000, tally 3000".
+func framesByType(m map[string]int64) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
 	return strings.Join(parts, ", ")
 }
