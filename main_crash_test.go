@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -198,7 +199,18 @@ func TestCrashConsistency(t *testing.T) {
 		rounds = 12
 	)
 	db := filepath.Join(t.TempDir(), "kiosk.db")
-	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	// The crash points are random; the seed is printed so that a failure
+	// can be played again (KIOSK_SEED, as for the kiosk's property tests).
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("KIOSK_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("KIOSK_SEED=%q: %v", v, err)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (replay with KIOSK_SEED=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(1, seed))
 	choices := []string{"consent", "refuse", "none"}
 	model := make([]string, phones) // each phone's choice as the kiosk must hold it
 	for i := range model {

@@ -137,7 +137,7 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.phoneLimits.allow(m.Device, time.Now()) {
-		s.phoneError(w, how, errRateLimited)
+		s.phoneError(w, inClear, errRateLimited) // in clear, as the websocket answers it before opening anything
 		return
 	}
 	if m.Type == msgHello && m.HasSeen {
