@@ -5,7 +5,7 @@
 //
 // Where to look:
 //
-//   - rule.go: Decide, the unlock rule, a pure function of Counts (R1, R2).
+//   - rule.go: Decide, the unlock rule, a pure function of Counts (R1, R7, R10).
 //   - state.go: the in-memory model (choices, rounds, State, the phones).
 //   - store.go: Open, Options, State and the subscription to changes.
 //   - load.go: what Open reads back from the file.

@@ -156,8 +156,9 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	// One connection: SQLite has one writer anyway, and every read happens at
-	// start-up, so there is nothing to gain from a pool.
+	// One connection: SQLite has one writer anyway, and the few reads after
+	// start-up (the record, series, sign-ins) are rare and short, so there is
+	// nothing to gain from a pool.
 	db.SetMaxOpenConns(1)
 	s := &Store{
 		db:         db,
