@@ -3,41 +3,36 @@ package kiosk
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
-	"sync"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/andreykaipov/goobs/api/closecodes"
 	"github.com/consent-kiosk/kiosk/obs"
+	"github.com/gorilla/websocket"
 )
 
-// TestStateShowsOBSProblem runs a real OBS guard against a port where
-// something that is not OBS answers: once the guard has tried it, the
-// lecturer's state must say OBS cannot be reached.
+// TestStateShowsOBSProblem runs a real OBS guard against a server that
+// speaks the websocket but refuses the guard's password, as OBS does: the
+// lecturer's state must name that problem. The guard starts out saying it
+// cannot reach OBS, so the test waits for the password problem, which only
+// the guard's verdict on this server can give.
 func TestStateShowsOBSProblem(t *testing.T) {
 	k := newTestKiosk(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	dialed := make(chan struct{})
-	go func() {
-		// Hang up on every caller; the first call tells the test the guard
-		// has really tried, so the status below is its verdict and not
-		// what it starts with.
-		var once sync.Once
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-			once.Do(func() { close(dialed) })
+	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := websocket.Upgrader{Subprotocols: []string{"obswebsocket.json"}}
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
 		}
-	}()
-	guard, err := obs.NewGuard(obs.Config{URL: "ws://" + ln.Addr().String()}, k.store, slog.New(slog.DiscardHandler))
+		defer c.Close()
+		c.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(closecodes.AuthenticationFailed, "Authentication failed."), time.Now().Add(time.Second))
+	}))
+	t.Cleanup(refuse.Close)
+	guard, err := obs.NewGuard(obs.Config{URL: "ws" + strings.TrimPrefix(refuse.URL, "http"), Password: "wrong"}, k.store, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,22 +41,24 @@ func TestStateShowsOBSProblem(t *testing.T) {
 	done := make(chan struct{})
 	go func() { guard.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-dialed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the guard never tried to reach OBS")
-	}
 
-	status, st := k.do("GET", "/api/state", testToken, "")
-	if status != http.StatusOK {
-		t.Fatalf("GET /api/state = %d", status)
+	var o map[string]any
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		status, st := k.do("GET", "/api/state", testToken, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET /api/state = %d", status)
+		}
+		o, _ = st["obs"].(map[string]any)
+		if o != nil && o["problem"] == obs.ProblemPassword {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("obs status %v; want not connected, %q", o, obs.ProblemPassword)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	o, ok := st["obs"].(map[string]any)
-	if !ok {
-		t.Fatalf("state %v has no obs status", st)
-	}
-	if o["problem"] != obs.ProblemUnreachable || o["connected"] != false {
-		t.Errorf("obs status %v; want not connected, %q", o, obs.ProblemUnreachable)
+	if o["connected"] != false {
+		t.Errorf("obs status %v; want not connected", o)
 	}
 	// Without a guard the field is absent.
 	k.srv.recorder = nil
