@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,7 @@ type hub struct {
 	register   chan *client
 	unregister chan *client
 	stopping   chan struct{} // closed when the kiosk shuts down
+	stopOnce   sync.Once
 	done       chan struct{} // closed when run has returned
 
 	// tally is the latest tally frame, encoded once for all phones; a phone
@@ -274,12 +276,9 @@ func (h *hub) broadcast(clients map[*client]struct{}, st, prev tally.State) int 
 	return len(joined)
 }
 
-// stop closes every phone connection and waits for run to return.
+// stop closes every phone connection and waits for run to return. The
+// server's shutdown and its Close may both call it, at the same time.
 func (h *hub) stop() {
-	select {
-	case <-h.stopping:
-	default:
-		close(h.stopping)
-	}
+	h.stopOnce.Do(func() { close(h.stopping) })
 	<-h.done
 }
