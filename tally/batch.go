@@ -69,16 +69,13 @@ func (s *Store) runInMemory(batch []*request) {
 		results[i] = result{slip: slip, err: err}
 	}
 	o.commit()
-	if iv := &s.mem.iv; iv.open && iv.endWhy == "" && !Decide(s.mem.counts()).Unlocked {
-		// Deliberately one reason for a change, a withdrawal and a leave,
-		// so that the record never tells a refusal from a withdrawal.
-		iv.endAt, iv.endWhy = s.now(), EndSlipChanged
-	}
-	if s.unrecordedUnlock() {
+	s.noteLockInRecord()
+	if s.unrecordedUnlock() && !s.committing {
 		// A change that unlocks is answered once the record has the
 		// unlock, so that a phone that hears its ack sees the tally it
 		// made; flush never waits for a held file, and with one the
-		// unlock shows later.
+		// unlock shows later. While another transaction commits, the
+		// writer's loop flushes once it has.
 		s.flush()
 	}
 	s.publish()
@@ -158,7 +155,7 @@ func (s *Store) runDurable(batch []*request) {
 		iv, err = s.markInterval(ctx, tx, s.mem.iv, o.counts(), s.mem.round.ID, EndSlipChanged)
 	}
 	if err == nil {
-		err = tx.Commit()
+		err = s.commit(tx)
 	}
 	if err != nil {
 		s.storageFailed(err)
@@ -172,6 +169,17 @@ func (s *Store) runDurable(batch []*request) {
 	for i, r := range batch {
 		delete(s.held, r.device)
 		r.reply <- results[i]
+	}
+}
+
+// noteLockInRecord notes that the record's unlocked interval ended now, if
+// memory locks while the record has it open and no end is noted yet; the
+// end is written with the next transaction (R8).
+func (s *Store) noteLockInRecord() {
+	if iv := &s.mem.iv; iv.open && iv.endWhy == "" && !Decide(s.mem.counts()).Unlocked {
+		// Deliberately one reason for a change, a withdrawal and a leave,
+		// so that the record never tells a refusal from a withdrawal.
+		iv.endAt, iv.endWhy = s.now(), EndSlipChanged
 	}
 }
 

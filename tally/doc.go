@@ -31,8 +31,11 @@
 //     the kiosk is locked with reason restarted until every phone that
 //     held a slip has reported again, or the lecturer lets them go.
 //   - A lock is published before any I/O. A withdrawal, a refusal, a
-//     raised headcount or a fault locks at once, whatever the disk does;
-//     only an unlock may wait for a commit (R2, R10).
+//     raised headcount or a fault locks at once, whatever the disk does:
+//     while a transaction waits for the file or for its commit, the writer
+//     goes on making phone changes that need no disk and publishing the
+//     locks of lecturer changes (stall_test.go). Only an unlock may wait
+//     for a commit (R2, R10).
 //   - An ack waits for what must be durable: a phone's first slip in a
 //     round is acknowledged once its record is committed; a change of mind
 //     touches no disk and is acknowledged at once.

@@ -25,5 +25,5 @@ func (s *Store) SetUnreachable(ctx context.Context, unreachable bool) error {
 		return c
 	}
 	// Nothing to write but the record's unlocked interval.
-	return s.change(ctx, &lecturerChange{next: next, endWhy: EndUnreachable, write: func(context.Context, *sql.Tx) (func(), error) { return nil, nil }})
+	return s.change(ctx, &lecturerChange{next: next, endWhy: EndUnreachable, phonesMeanwhile: true, write: func(context.Context, *sql.Tx) (func(), error) { return nil, nil }})
 }

@@ -257,7 +257,7 @@ func (s *Store) Series(ctx context.Context) ([]SeriesInfo, error) {
 // deleted (R5, R9). Rounds already recorded keep the series' name. It
 // returns ErrNotFound if there is no such series.
 func (s *Store) EndSeries(ctx context.Context, name string) error {
-	return s.change(ctx, &lecturerChange{checkpoint: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	return s.change(ctx, &lecturerChange{checkpoint: true, phonesMeanwhile: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM series_phones WHERE series = ?`, name); err != nil {
 			return nil, err
 		}
@@ -285,7 +285,7 @@ func (s *Store) EndSeries(ctx context.Context, name string) error {
 // many rounds it deleted. The store purges at Open and then daily.
 func (s *Store) Purge(ctx context.Context) (int, error) {
 	var n int
-	err := s.change(ctx, &lecturerChange{write: s.purgeOp(&n), checkpoint: true})
+	err := s.change(ctx, &lecturerChange{write: s.purgeOp(&n), checkpoint: true, phonesMeanwhile: true})
 	return n, err
 }
 

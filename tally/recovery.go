@@ -48,7 +48,7 @@ func (s *Store) flush() bool {
 		iv, err = s.markInterval(ctx, tx, s.mem.iv, s.mem.counts(), s.mem.round.ID, EndSlipChanged)
 	}
 	if err == nil {
-		err = tx.Commit()
+		err = s.commit(tx)
 	}
 	if err != nil {
 		if isBusy(err) {
@@ -95,7 +95,7 @@ func (s *Store) recover() {
 				at.UTC().Format(stampFormat), why)
 		}
 		if err == nil {
-			err = tx.Commit()
+			err = s.commit(tx)
 		}
 	}
 	if err != nil {

@@ -22,7 +22,7 @@ func (s *Store) SetHeadcount(ctx context.Context, n int) error {
 		c.Headcount = n
 		return c
 	}
-	return s.change(ctx, &lecturerChange{refuse: s.refuseClosed, next: next, endWhy: EndHeadcountChange, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	return s.change(ctx, &lecturerChange{refuse: s.refuseClosed, next: next, endWhy: EndHeadcountChange, phonesMeanwhile: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
 		if n == s.mem.headcount {
 			return nil, nil
 		}
@@ -64,7 +64,7 @@ func (s *Store) SetPaper(ctx context.Context, consents, refusals int) error {
 		}
 		return nil
 	}
-	return s.change(ctx, &lecturerChange{refuse: refuse, next: next, endWhy: EndPaperChange, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	return s.change(ctx, &lecturerChange{refuse: refuse, next: next, endWhy: EndPaperChange, phonesMeanwhile: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
 		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET paper = ? WHERE id = ?`, consents+refusals, s.mem.round.ID); err != nil {
 			return nil, err
 		}

@@ -61,6 +61,15 @@ type Options struct {
 	// FaultRetry is how often a store that could not commit tries again.
 	// Zero means DefaultFaultRetry; tests set it short.
 	FaultRetry time.Duration
+
+	hooks testHooks
+}
+
+// testHooks let this package's tests stop the writer inside a commit and
+// see every state published; both are nil outside tests.
+type testHooks struct {
+	beforeCommit func()
+	published    func(State)
 }
 
 // DefaultRetention is about one semester: the routines keep a recording
@@ -93,6 +102,7 @@ type Store struct {
 	rand       io.Reader
 	log        *slog.Logger
 	faultRetry time.Duration
+	hooks      testHooks
 	kioskKey   []byte
 	boot       uint64
 
@@ -105,11 +115,14 @@ type Store struct {
 	mem  memState
 	held map[DeviceID]*request // phone changes not yet durable because of a fault
 	// backlog: changes that arrived while a transaction waited for a held
-	// file and must follow it, in order. holdLock counts pending changes
-	// whose lock is published; while it is above 0 nothing publishes an
-	// unlock.
+	// file or for its commit, and must follow it, in order. holdLock counts
+	// pending changes whose lock is published; while it is above 0 nothing
+	// publishes an unlock.
 	backlog  []*request
 	holdLock int
+	// committing: a transaction is committing while the writer serves
+	// what arrives; nothing may use the database's one connection.
+	committing bool
 
 	// unreachable: phones have lost their way to the kiosk (SetUnreachable).
 	// Every state the writer computes reads it, so it needs no queue.
@@ -168,6 +181,7 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 		rand:       opt.Rand,
 		log:        opt.Log,
 		faultRetry: opt.FaultRetry,
+		hooks:      opt.hooks,
 		reqs:       make(chan *request, maxBatch),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -296,6 +310,9 @@ func (s *Store) publishCounts(c Counts, issued int) {
 	// must not mistake a different state after it for the one it saw.
 	next.Version = s.boot<<32 | s.seq
 	s.cur = next
+	if s.hooks.published != nil {
+		s.hooks.published(next)
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 }

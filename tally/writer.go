@@ -72,6 +72,12 @@ type lecturerChange struct {
 	// truncate it, so that deleted rows are gone from the files on disk and
 	// not only from the tables (R9).
 	checkpoint bool
+	// phonesMeanwhile: phone changes may be made while the change commits,
+	// because it sets nothing in memory that a phone change sets. A
+	// withdrawal then never waits behind its fsync. A change that replaces
+	// the phones and their slips (a new round, closing, letting missing
+	// phones go) leaves it false and locks ahead instead.
+	phonesMeanwhile bool
 }
 
 // change queues c for the writer and waits for its outcome.
@@ -83,7 +89,7 @@ func (s *Store) change(ctx context.Context, c *lecturerChange) error {
 // read runs fn in a transaction of its own on the writer goroutine: the
 // record and the series are read where they are written.
 func (s *Store) read(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	return s.change(ctx, &lecturerChange{write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
+	return s.change(ctx, &lecturerChange{phonesMeanwhile: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
 		return nil, fn(ctx, tx)
 	}})
 }
@@ -165,7 +171,7 @@ func (s *Store) writer() {
 		case <-purge.C:
 			// A failed purge is retried at the next tick; the error was
 			// logged when storage failed.
-			s.runLecturer(&request{kind: opLecturer, change: &lecturerChange{write: s.purgeOp(nil), checkpoint: true}, reply: make(chan result, 1)})
+			s.runLecturer(&request{kind: opLecturer, change: &lecturerChange{write: s.purgeOp(nil), checkpoint: true, phonesMeanwhile: true}, reply: make(chan result, 1)})
 		case <-s.stop:
 			s.drain()
 			s.endOnStop()
@@ -268,7 +274,11 @@ func (s *Store) runLecturer(r *request) {
 		iv, err = s.markInterval(ctx, tx, s.mem.iv, c.next(), round, c.endWhy)
 	}
 	if err == nil {
-		err = tx.Commit()
+		if c.phonesMeanwhile {
+			err = s.commitServing(tx, nil)
+		} else {
+			err = s.commit(tx)
+		}
 	}
 	if err != nil {
 		if !isDomainError(err) {
@@ -282,6 +292,7 @@ func (s *Store) runLecturer(r *request) {
 		apply()
 	}
 	s.mem.iv = iv
+	s.noteLockInRecord()
 	if c.checkpoint {
 		if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 			s.log.Warn("checkpoint after deleting failed; deleted rows stay in the WAL file until the next checkpoint", "err", err)
@@ -313,7 +324,7 @@ func (s *Store) endOnStop() {
 				at.UTC().Format(stampFormat), why)
 		}
 		if err == nil {
-			err = tx.Commit()
+			err = s.commit(tx)
 		}
 	}
 	if err != nil {
@@ -336,4 +347,33 @@ func isDomainError(err error) bool {
 func isBusy(err error) bool {
 	var e *sqlite.Error
 	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+// commit commits one of the writer's transactions.
+func (s *Store) commit(tx *sql.Tx) error {
+	if s.hooks.beforeCommit != nil {
+		s.hooks.beforeCommit()
+	}
+	return tx.Commit()
+}
+
+// commitServing commits tx and, while the disk takes its time, serves what
+// arrives as begin does while it waits for the file: phone changes that
+// need no disk are made at once, unless they concern devices, whose
+// changes must follow this one; a lecturer's change that locks publishes
+// its lock and waits in the backlog. An fsync can take seconds on a slow
+// disk, and a withdrawal or a refusal must not wait for it (R2).
+func (s *Store) commitServing(tx *sql.Tx, devices map[DeviceID]bool) error {
+	done := make(chan error, 1)
+	go func() { done <- s.commit(tx) }()
+	s.committing = true
+	defer func() { s.committing = false }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case r := <-s.reqs:
+			s.serveWhileWaiting(r, devices)
+		}
+	}
 }
