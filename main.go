@@ -50,6 +50,7 @@ type options struct {
 	publicURL  string
 	maxPhones  int
 	retention  time.Duration
+	faultRetry time.Duration
 	verbose    bool
 	lecturerQR bool
 	noBrowser  bool
@@ -110,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	fs.IntVar(&o.maxPhones, "max-phones", kiosk.DefaultMaxPhones, "most joined phones at once (websockets, and as many waiting HTTP hellos)")
 	o.retention = tally.DefaultRetention
 	fs.Var(retentionFlag{&o.retention}, "retention", "`DAYS` how long to keep the record of ended rounds and the series' memory, as days (180d) or a duration (4320h); older ones are deleted at start and daily")
+	fs.DurationVar(&o.faultRetry, "fault-retry", tally.DefaultFaultRetry, "`DURATION` how often to try saving again after a write failed (a full disk); the kiosk stays locked until one succeeds")
 	fs.StringVar(&o.hooks.OnUnlock, "on-unlock", "", "`COMMAND` run when the kiosk unlocks (interrupted when it locks again)")
 	fs.StringVar(&o.hooks.OnLock, "on-lock", "", "`COMMAND` run when the kiosk locks, and at start while locked")
 	fs.BoolVar(&o.hooks.Shell, "hook-shell", false, "run -on-unlock and -on-lock through sh -c (cmd /C on Windows) instead of splitting on spaces")
@@ -167,6 +169,12 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (op
 	if o.retention < 24*time.Hour {
 		return o, fmt.Errorf("-retention must be at least 1d")
 	}
+	// Shorter, and a full disk gets a failing write with an fsync hundreds
+	// of times a second; longer, and a kiosk whose disk has room again
+	// stays locked for a good part of the lecture.
+	if o.faultRetry < 10*time.Millisecond || o.faultRetry > time.Minute {
+		return o, fmt.Errorf("-fault-retry must be from 10ms to 1m")
+	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return o, fmt.Errorf("-tls-cert and -tls-key go together")
 	}
@@ -215,7 +223,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		o.maxPhones = max(phones, 1)
 	}
 
-	store, err := tally.Open(ctx, o.data, tally.Options{Retention: o.retention, Log: log})
+	store, err := tally.Open(ctx, o.data, tally.Options{Retention: o.retention, FaultRetry: o.faultRetry, Log: log})
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,15 @@ type proc struct {
 // runs it (prlimit, for one).
 func startProc(t *testing.T, db string, prefix ...string) *proc {
 	t.Helper()
+	return startProcFlags(t, db, nil, prefix...)
+}
+
+// startProcFlags is startProc with flags of the test's own after the usual
+// ones.
+func startProcFlags(t *testing.T, db string, flags []string, prefix ...string) *proc {
+	t.Helper()
 	args := append(prefix, kioskBinary(t), "-addr", "127.0.0.1:0", "-data", db, "-admin-token", procToken, "-v")
+	args = append(args, flags...)
 	cmd := exec.Command(args[0], args[1:]...)
 	logs := &syncBuffer{}
 	stdout, err := cmd.StdoutPipe()
@@ -363,16 +371,26 @@ func setFileSizeLimit(t *testing.T, pid int, limit string) {
 	}
 }
 
+// diskFullRetry is the -fault-retry TestDiskFull gives the kiosk, and
+// diskFullRecovery how soon after its first failed write the kiosk must
+// work again. The bound is below tally.DefaultFaultRetry, so that a kiosk
+// that did not take the flag fails here rather than making the test wait.
+const (
+	diskFullRetry    = 50 * time.Millisecond
+	diskFullRecovery = tally.DefaultFaultRetry * 3 / 4
+)
+
 // TestDiskFull runs the real binary and then stops its files from growing
 // (RLIMIT_FSIZE, as a full disk would): a phone's first slip, which must be
 // durable, gets an error and never an ack, the kiosk locks and the lecturer
-// sees the fault; when the disk has room again the kiosk recovers by itself.
+// sees the fault; when the disk has room again the kiosk recovers by itself,
+// at the -fault-retry it was given.
 func TestDiskFull(t *testing.T) {
 	if _, err := exec.LookPath("prlimit"); err != nil {
 		t.Skip("no prlimit to limit the kiosk's file size")
 	}
 	db := filepath.Join(t.TempDir(), "kiosk.db")
-	p := startProc(t, db)
+	p := startProcFlags(t, db, []string{"-fault-retry", diskFullRetry.String()})
 	p.api("POST", "/api/round", `{"purpose":"Lecture video"}`)
 	p.api("POST", "/api/headcount", `{"headcount":1}`)
 	w, err := dialPhone(p.base, "disk-full-phone-000000000000")
@@ -420,9 +438,11 @@ func TestDiskFull(t *testing.T) {
 		return nw, kind
 	}
 	failed := false
+	var failedAt time.Time
 	for n := 0; n < 18 && !failed; n++ {
 		nw, kind := newcomer(n)
 		failed = kind == "error"
+		failedAt = time.Now()
 		// Leaving needs no disk before its answer, even now.
 		if kind, got, err := nw.request(map[string]string{"type": "leave"}); err != nil || kind != "ack" {
 			t.Fatalf("newcomer %d leave = %s %s %v", n, kind, got, err)
@@ -450,6 +470,11 @@ func TestDiskFull(t *testing.T) {
 
 	setFileSizeLimit(t, p.cmd.Process.Pid, "unlimited:unlimited")
 	p.waitAPI("/api/state", func(_ int, m map[string]any) bool { return m["fault"] == false })
+	if took := time.Since(failedAt); took > diskFullRecovery {
+		t.Errorf("the kiosk worked again %v after its write failed; want within %v with -fault-retry %v", took, diskFullRecovery, diskFullRetry)
+	} else {
+		t.Logf("the kiosk worked again %v after its write failed", took)
+	}
 	if kind, got, err := w.slip("consent"); err != nil || kind != "ack" || got != "consent" {
 		t.Fatalf("slip after recovery = %s %s %v; want ack consent", kind, got, err)
 	}

@@ -17,7 +17,7 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Fatalf("consent-kiosk -h: %v\n%s", err, out)
 	}
 	help := string(out)
-	for _, want := range []string{"record a lecture only while everyone in the room consents", "  consent-kiosk -addr :9090", "-no-browser", "-version", "-retention DAYS"} {
+	for _, want := range []string{"record a lecture only while everyone in the room consents", "  consent-kiosk -addr :9090", "-no-browser", "-version", "-retention DAYS", "-fault-retry DURATION"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("-h lacks %q:\n%s", want, help)
 		}

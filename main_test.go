@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/consent-kiosk/kiosk/tally"
 )
 
 // syncBuffer is a bytes.Buffer safe to write from run while the test reads.
@@ -128,6 +130,23 @@ func TestRetentionFlag(t *testing.T) {
 	}
 }
 
+func TestFaultRetryFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, tally.DefaultFaultRetry},
+		{[]string{"-fault-retry", "50ms"}, 50 * time.Millisecond},
+		{[]string{"-fault-retry", "10ms"}, 10 * time.Millisecond},
+		{[]string{"-fault-retry", "1m"}, time.Minute},
+	} {
+		o, err := parseFlags(tt.args, &bytes.Buffer{}, func(string) string { return "" })
+		if err != nil || o.faultRetry != tt.want {
+			t.Errorf("parseFlags(%q) fault retry = %v, %v; want %v", tt.args, o.faultRetry, err, tt.want)
+		}
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-public-url", "kiosk.local"},
@@ -135,6 +154,11 @@ func TestBadFlags(t *testing.T) {
 		{"-retention", "30m"},
 		{"-retention", "0d"},
 		{"-retention", "a while"},
+		{"-fault-retry", "0"},
+		{"-fault-retry", "-2s"},
+		{"-fault-retry", "9ms"},
+		{"-fault-retry", "61s"},
+		{"-fault-retry", "2"},
 		{"stray"},
 		{"-relay", "https://relay.example.no"}, // no token
 		{"-relay", "relay.example.no", "-relay-token", "t"},

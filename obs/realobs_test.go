@@ -18,6 +18,7 @@ import (
 	"github.com/andreykaipov/goobs"
 	"github.com/andreykaipov/goobs/api/events"
 	"github.com/andreykaipov/goobs/api/events/subscriptions"
+	"github.com/gorilla/websocket"
 
 	"github.com/consent-kiosk/kiosk/tally"
 )
@@ -37,6 +38,17 @@ const (
 
 	// obsEventTimeout bounds waiting for OBS to act on a request.
 	obsEventTimeout = 20 * time.Second
+
+	// handshakeTimeout bounds one attempt at an obs-websocket handshake while
+	// OBS starts, so that an OBS that accepts but never answers is asked
+	// again rather than waited for.
+	handshakeTimeout = 5 * time.Second
+
+	// obsStopTimeout is how long OBS and Xvfb get to exit after SIGTERM,
+	// and obsKillTimeout how long after SIGKILL. OBS finishes a recording's
+	// file on the way out, which takes a moment on a loaded machine.
+	obsStopTimeout = 15 * time.Second
+	obsKillTimeout = 5 * time.Second
 
 	// withdrawalBound is how soon a withdrawal must stop the recording: the
 	// brief's "at once", with room for a loaded machine.
@@ -318,10 +330,18 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// start runs OBS and waits until obs-websocket accepts connections. The
-// test's cleanup stops OBS.
+// start runs OBS and returns once obs-websocket has completed a handshake
+// and answered a request. An open port alone proves nothing: the kernel
+// accepts connections on a listening socket whose OBS is still loading, or
+// already on its way out. The test's cleanup stops OBS.
 func (o *realOBS) start(t *testing.T) {
 	t.Helper()
+	// Whatever answers here now is not the OBS about to start, and a test
+	// that went on would be talking to it.
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+obsPort, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("something already listens on port %s before OBS starts: an OBS stopped before has not exited", obsPort)
+	}
 	logf, err := os.OpenFile(o.logf, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -347,44 +367,126 @@ func (o *realOBS) start(t *testing.T) {
 	}()
 	t.Cleanup(func() { o.stop(t) })
 
+	began := time.Now()
 	deadline := time.NewTimer(obsStartTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+obsPort, time.Second)
+		err := o.handshake()
 		if err == nil {
-			c.Close()
+			t.Logf("OBS's websocket answered %v after start", time.Since(began).Round(time.Millisecond))
 			return
 		}
 		select {
 		case <-o.exited:
-			o.fatal(t, "OBS exited before its websocket came up")
+			o.fatal(t, fmt.Sprintf("OBS exited before its websocket answered (last: %v)", err))
 		case <-deadline.C:
-			o.fatal(t, fmt.Sprintf("OBS's websocket did not come up within %v", obsStartTimeout))
+			o.fatal(t, fmt.Sprintf("OBS's websocket did not answer within %v (last: %v)", obsStartTimeout, err))
 		case <-tick.C:
 		}
 	}
 }
 
-// stop ends OBS and Xvfb and waits for them; it does nothing if OBS is not
-// running.
+// handshake connects to obs-websocket as the guard does, authenticates and
+// asks for OBS's version, all within handshakeTimeout.
+func (o *realOBS) handshake() error {
+	var conn net.Conn
+	nd := &net.Dialer{Timeout: handshakeTimeout}
+	dialer := &websocket.Dialer{
+		HandshakeTimeout: handshakeTimeout,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := nd.DialContext(ctx, network, addr)
+			conn = c
+			return c, err
+		},
+	}
+	c, err := goobs.New("127.0.0.1:"+obsPort, goobs.WithPassword(obsPassword), goobs.WithDialer(dialer),
+		goobs.WithResponseTimeoutDuration(handshakeTimeout), goobs.WithWriteTimeoutDuration(handshakeTimeout),
+		goobs.WithEventSubscriptions(subscriptions.None))
+	if err != nil {
+		// goobs leaves the connection open when authentication fails or
+		// times out; the next attempt must not share OBS with it.
+		if conn != nil {
+			conn.Close()
+		}
+		return err
+	}
+	defer c.Disconnect()
+	_, err = c.General.GetVersion()
+	return err
+}
+
+// stop ends OBS and Xvfb and returns once every process of theirs has
+// exited, so that the next start finds the port free and the display gone;
+// it does nothing if OBS is not running.
 func (o *realOBS) stop(t *testing.T) {
 	t.Helper()
 	if o.cmd == nil {
 		return
 	}
 	pgid := o.cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-o.exited:
-	case <-time.After(15 * time.Second):
-		syscall.Kill(-pgid, syscall.SIGKILL)
-		<-o.exited
-	}
-	// xvfb-run may exit before its children do.
-	syscall.Kill(-pgid, syscall.SIGKILL)
 	o.cmd = nil
+	began := time.Now()
+	syscall.Kill(-pgid, syscall.SIGTERM)
+	if !waitGroupGone(pgid, o.exited, obsStopTimeout) {
+		t.Logf("OBS had not exited %v after SIGTERM; killing it", obsStopTimeout)
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		if !waitGroupGone(pgid, o.exited, obsKillTimeout) {
+			t.Fatalf("OBS's processes still run %v after SIGKILL: %v", obsKillTimeout, groupMembers(pgid))
+		}
+	}
+	t.Logf("OBS exited %v after stop", time.Since(began).Round(time.Millisecond))
+}
+
+// waitGroupGone waits until xvfb-run has been reaped (exited closes) and no
+// process of group pgid is left, for at most timeout. xvfb-run may exit
+// before OBS and Xvfb do, and they are not this process's children, so
+// their exit is seen in /proc.
+func waitGroupGone(pgid int, exited <-chan struct{}, timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-exited:
+			if len(groupMembers(pgid)) == 0 {
+				return true
+			}
+		default:
+		}
+		select {
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// groupMembers lists the processes of group pgid that have not exited. A
+// zombie has exited: it holds no socket, display or file any more, and
+// whether anyone reaps it is up to its new parent.
+func groupMembers(pgid int) []string {
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var live []string
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 3 || f[2] != fmt.Sprint(pgid) || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		live = append(live, strings.TrimSpace(string(b[:i+1])))
+	}
+	return live
 }
 
 // fatal fails the test with the end of OBS's log.
