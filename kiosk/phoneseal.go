@@ -89,14 +89,24 @@ func (h *httpSeals) open(now time.Time) (string, []byte, error) {
 	return id, bytes.Clone(c), nil
 }
 
-// challenge returns the challenge of a live session.
-func (h *httpSeals) challenge(id string, now time.Time) ([]byte, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+// live returns session id, or errSealExpired if there is none or it has
+// expired, in which case it is gone. h.mu must be held.
+func (h *httpSeals) live(id string, now time.Time) (*httpSealSession, error) {
 	s, ok := h.m[id]
 	if !ok || s.expired(now) {
 		delete(h.m, id)
 		return nil, errSealExpired
+	}
+	return s, nil
+}
+
+// challenge returns the challenge of a live session.
+func (h *httpSeals) challenge(id string, now time.Time) ([]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, err := h.live(id, now)
+	if err != nil {
+		return nil, err
 	}
 	return bytes.Clone(s.challenge), nil
 }
@@ -107,10 +117,9 @@ func (h *httpSeals) challenge(id string, now time.Time) ([]byte, error) {
 func (h *httpSeals) take(id string, seq uint32, device string, now time.Time) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s, ok := h.m[id]
-	if !ok || s.expired(now) {
-		delete(h.m, id)
-		return errSealExpired
+	s, err := h.live(id, now)
+	if err != nil {
+		return err
 	}
 	if s.device != "" && s.device != device {
 		return errOnePhone

@@ -223,4 +223,8 @@ func TestHTTPSealsBounded(t *testing.T) {
 	if err := h.take(id, 1000, "d", now.Add(httpSealLife)); !errors.Is(err, errSealExpired) {
 		t.Errorf("a session past its life: %v; want errSealExpired", err)
 	}
+	// Found expired, it is gone at once, not kept until the table fills.
+	if _, kept := h.m[id]; kept {
+		t.Errorf("a session found past its life is still held")
+	}
 }
