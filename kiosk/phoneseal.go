@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -90,14 +89,24 @@ func (h *httpSeals) open(now time.Time) (string, []byte, error) {
 	return id, bytes.Clone(c), nil
 }
 
-// challenge returns the challenge of a live session.
-func (h *httpSeals) challenge(id string, now time.Time) ([]byte, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+// live returns session id, or errSealExpired if there is none or it has
+// expired, in which case it is gone. h.mu must be held.
+func (h *httpSeals) live(id string, now time.Time) (*httpSealSession, error) {
 	s, ok := h.m[id]
 	if !ok || s.expired(now) {
 		delete(h.m, id)
 		return nil, errSealExpired
+	}
+	return s, nil
+}
+
+// challenge returns the challenge of a live session.
+func (h *httpSeals) challenge(id string, now time.Time) ([]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, err := h.live(id, now)
+	if err != nil {
+		return nil, err
 	}
 	return bytes.Clone(s.challenge), nil
 }
@@ -108,10 +117,9 @@ func (h *httpSeals) challenge(id string, now time.Time) ([]byte, error) {
 func (h *httpSeals) take(id string, seq uint32, device string, now time.Time) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s, ok := h.m[id]
-	if !ok || s.expired(now) {
-		delete(h.m, id)
-		return errSealExpired
+	s, err := h.live(id, now)
+	if err != nil {
+		return err
 	}
 	if s.device != "" && s.device != device {
 		return errOnePhone
@@ -142,45 +150,6 @@ func (h *httpSeals) take(id string, seq uint32, device string, now time.Time) er
 	return nil
 }
 
-// httpSealedFrame is the wire form of a sealed request on /api/phone.
-type httpSealedFrame struct {
-	Type    string  `json:"type"`
-	Session string  `json:"session"`
-	Seq     *uint32 `json:"seq"`
-	EPK     string  `json:"epk"`
-	Nonce   string  `json:"nonce"`
-	Box     string  `json:"box"`
-}
-
-// parseHTTPSealed decodes a sealed request as strictly as seal.ParseFrame does
-// a websocket frame, and with a session.
-func parseHTTPSealed(frame []byte) (f httpSealedFrame, epk, nonce, box []byte, err error) {
-	fail := func(format string, a ...any) (httpSealedFrame, []byte, []byte, []byte, error) {
-		return f, nil, nil, nil, fmt.Errorf("%w: "+format, append([]any{seal.ErrBroken}, a...)...)
-	}
-	if len(frame) > seal.MaxFrame {
-		return fail("frame too long")
-	}
-	dec := json.NewDecoder(bytes.NewReader(frame))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return fail("%v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fail("trailing data")
-	}
-	if f.Type != msgSealed || f.Seq == nil {
-		return fail("type %q, or no seq", f.Type)
-	}
-	if f.Session == "" {
-		return f, nil, nil, nil, errSealExpired
-	}
-	if epk, nonce, box, err = seal.DecodeFields(f.EPK, f.Nonce, f.Box); err != nil {
-		return f, nil, nil, nil, err
-	}
-	return f, epk, nonce, box, nil
-}
-
 // messageType returns the "type" of a JSON object, or "".
 func messageType(data []byte) string {
 	var head struct {
@@ -199,7 +168,10 @@ func (s *Server) decodePhoneBody(data []byte) (phoneMessage, replySeal, error) {
 		m, err := decodePhoneRequest(data)
 		return m, inClear, err
 	}
-	f, epk, nonce, box, err := parseHTTPSealed(data)
+	f, err := seal.ParseSessionFrame(data)
+	if errors.Is(err, seal.ErrNoSession) {
+		err = errSealExpired
+	}
 	if err != nil {
 		return phoneMessage{}, inClear, err
 	}
@@ -208,11 +180,10 @@ func (s *Server) decodePhoneBody(data []byte) (phoneMessage, replySeal, error) {
 	if err != nil {
 		return phoneMessage{}, inClear, err
 	}
-	o, err := s.sealer.Open(epk, nonce, box, seal.Context(challenge, *f.Seq))
+	o, err := s.sealer.OpenParsed(f, challenge)
 	if err != nil {
 		return phoneMessage{}, inClear, err
 	}
-	o.Seq = *f.Seq
 	m, err := decodePhoneRequest(o.Msg)
 	if err != nil {
 		return m, sealedBy(o), err

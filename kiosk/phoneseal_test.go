@@ -161,6 +161,17 @@ func TestPhoneOverHTTPSealedReplay(t *testing.T) {
 	body, _ = h.body(`{"type":"hello","join":"`+k.joinToken()+`","device":"`+strings.Repeat("o", 43)+`"}`, h.seq+1)
 	refused("another phone in the session", body)
 
+	// A request that names no session is told to open one, in clear.
+	h.seq++
+	frame, _ := sealFor(t, h.key, `{"type":"slip","choice":"consent","device":"`+device+`"}`, h.challenge, h.seq)
+	status, msgs = k.postPhone(frame, k.http.URL)
+	if e := find(msgs, "error"); status != http.StatusGone || e == nil || e["code"] != "seal-expired" {
+		t.Errorf("a sealed request naming no session = %d %v; want 410 seal-expired", status, msgs)
+	}
+	if st := k.store.State(); st.Version != before.Version {
+		t.Errorf("a sealed request naming no session changed the tally: %+v -> %+v", before, st)
+	}
+
 	// An expired session says so, and the phone opens a new one.
 	k.clock.Advance(httpSealIdle + time.Second)
 	h.seq++
@@ -211,5 +222,9 @@ func TestHTTPSealsBounded(t *testing.T) {
 	}
 	if err := h.take(id, 1000, "d", now.Add(httpSealLife)); !errors.Is(err, errSealExpired) {
 		t.Errorf("a session past its life: %v; want errSealExpired", err)
+	}
+	// Found expired, it is gone at once, not kept until the table fills.
+	if _, kept := h.m[id]; kept {
+		t.Errorf("a session found past its life is still held")
 	}
 }

@@ -169,6 +169,17 @@ func TestSealedPhone(t *testing.T) {
 	}
 	k.wantUnlock("after the replays", 423, "refused")
 
+	// A websocket frame that names a seal session, as the HTTP fallback's
+	// do, is not a websocket frame: refused, even with a box that opens.
+	p.seq++
+	frame, opens := sealFor(t, p.key, `{"type":"slip","choice":"consent"}`, p.challenge, p.seq)
+	p.open[p.seq] = opens
+	p.sendRaw(strings.Replace(frame, `{"type":"sealed",`, `{"type":"sealed","session":"`+strings.Repeat("A", 22)+`",`, 1))
+	if m, _ := p.answer(); m["type"] != "error" || m["code"] != "seal-broken" {
+		t.Errorf("sealed frame naming a session answered %v; want error seal-broken", m)
+	}
+	k.wantUnlock("after a frame naming a session", 423, "refused")
+
 	// Once it seals, the connection takes nothing in clear.
 	// (Written past sendRaw: this frame is meant to be in clear.)
 	p.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"slip","choice":"consent"}`))

@@ -198,25 +198,64 @@ type wireFrame struct {
 	Box   string  `json:"box"`
 }
 
+// sessionFrame is wireFrame on a transport that has no connection to hold
+// the challenge, so that each frame names the seal session it belongs to.
+type sessionFrame struct {
+	wireFrame
+	Session string `json:"session"`
+}
+
 // MaxFrame bounds a frame before any JSON work. A sealed hello is
 // about 480 bytes; the slack allows for whitespace a client may add.
 const MaxFrame = 1024
 
-// ParseFrame decodes a {"type":"sealed",...} frame into its sequence number
-// and three byte fields. It is strict: unknown fields, trailing data, a
+// ErrNoSession is ParseSessionFrame's answer to a frame that names no seal
+// session. It does not wrap ErrBroken: the frame may be whole, and the
+// phone is best told to open a session rather than that its box is broken.
+var ErrNoSession = errors.New("sealed message names no seal session")
+
+// A Frame is a sealed message parsed from its wire form, not yet opened.
+type Frame struct {
+	Seq uint32
+	// Session is the seal session the frame names; always "" from
+	// ParseFrame.
+	Session         string
+	EPK, Nonce, Box []byte
+}
+
+// ParseFrame decodes a {"type":"sealed",...} frame from a websocket, which
+// holds the challenge itself: a frame that names a session is refused like
+// any other unknown field. It is strict: unknown fields, trailing data, a
 // wrong type, a missing seq, or padded or non-canonical base64url are
 // refused with ErrBroken.
-func ParseFrame(frame []byte) (seq uint32, epk, nonce, box []byte, err error) {
-	fail := func(format string, a ...any) (uint32, []byte, []byte, []byte, error) {
-		return 0, nil, nil, nil, fmt.Errorf("%w: "+format, append([]any{ErrBroken}, a...)...)
+func ParseFrame(frame []byte) (Frame, error) {
+	return parseFrame(frame, false)
+}
+
+// ParseSessionFrame is ParseFrame for a frame that names its seal session,
+// {"type":"sealed","session":"…",...}, as the HTTP fallback's do. A frame
+// that is well formed but names none is ErrNoSession; the check comes
+// before the byte fields are decoded, so that such a frame is never
+// answered as broken.
+func ParseSessionFrame(frame []byte) (Frame, error) {
+	return parseFrame(frame, true)
+}
+
+func parseFrame(frame []byte, withSession bool) (Frame, error) {
+	fail := func(format string, a ...any) (Frame, error) {
+		return Frame{}, fmt.Errorf("%w: "+format, append([]any{ErrBroken}, a...)...)
 	}
 	if len(frame) > MaxFrame {
 		return fail("frame too long")
 	}
 	dec := json.NewDecoder(bytes.NewReader(frame))
 	dec.DisallowUnknownFields()
-	var f wireFrame
-	if err := dec.Decode(&f); err != nil {
+	var f sessionFrame
+	var into any = &f.wireFrame
+	if withSession {
+		into = &f
+	}
+	if err := dec.Decode(into); err != nil {
 		return fail("%v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -228,15 +267,19 @@ func ParseFrame(frame []byte) (seq uint32, epk, nonce, box []byte, err error) {
 	if f.Seq == nil {
 		return fail("no seq")
 	}
-	if epk, nonce, box, err = DecodeFields(f.EPK, f.Nonce, f.Box); err != nil {
-		return 0, nil, nil, nil, err
+	if withSession && f.Session == "" {
+		return Frame{}, ErrNoSession
 	}
-	return *f.Seq, epk, nonce, box, nil
+	epk, nonce, box, err := decodeFields(f.EPK, f.Nonce, f.Box)
+	if err != nil {
+		return Frame{}, err
+	}
+	return Frame{Seq: *f.Seq, Session: f.Session, EPK: epk, Nonce: nonce, Box: box}, nil
 }
 
-// DecodeFields decodes a sealed frame's three byte strings, base64url
-// without padding, for a transport that carries them in its own envelope.
-func DecodeFields(epk, nonce, box string) (e, n, b []byte, err error) {
+// decodeFields decodes a sealed frame's three byte strings, base64url
+// without padding.
+func decodeFields(epk, nonce, box string) (e, n, b []byte, err error) {
 	b64 := base64.RawURLEncoding.Strict()
 	if e, err = b64.DecodeString(epk); err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: epk: %v", ErrBroken, err)
@@ -250,18 +293,26 @@ func DecodeFields(epk, nonce, box string) (e, n, b []byte, err error) {
 	return e, n, b, nil
 }
 
-// OpenFrame parses and opens a sealed frame sent on the connection whose
-// challenge is given, and returns the message inside, which the caller
-// decodes as if it had arrived unsealed. The caller must also check that
-// Seq rose since the connection's last sealed frame; OpenFrame has no
-// memory. The inner message cannot itself be a sealed frame: a sealed frame
-// is longer than the largest padded length.
+// OpenFrame parses and opens a sealed websocket frame sent on the
+// connection whose challenge is given, and returns the message inside,
+// which the caller decodes as if it had arrived unsealed. The caller must
+// also check that Seq rose since the connection's last sealed frame;
+// OpenFrame has no memory. The inner message cannot itself be a sealed
+// frame: a sealed frame is longer than the largest padded length.
 func (s *Sealer) OpenFrame(frame, challenge []byte) (Opened, error) {
-	seq, epk, nonce, box, err := ParseFrame(frame)
+	f, err := ParseFrame(frame)
 	if err != nil {
 		return Opened{}, err
 	}
-	o, err := s.Open(epk, nonce, box, Context(challenge, seq))
-	o.Seq = seq
-	return o, err
+	return s.OpenParsed(f, challenge)
+}
+
+// OpenParsed opens a parsed frame bound to challenge, as OpenFrame does.
+func (s *Sealer) OpenParsed(f Frame, challenge []byte) (Opened, error) {
+	o, err := s.Open(f.EPK, f.Nonce, f.Box, Context(challenge, f.Seq))
+	if err != nil {
+		return Opened{}, err
+	}
+	o.Seq = f.Seq
+	return o, nil
 }

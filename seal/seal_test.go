@@ -382,10 +382,11 @@ func TestParseSealedIsStrict(t *testing.T) {
 	s := newTestSealer(t)
 	challenge := randomBytes(t, ChallengeLen)
 	good, _ := sealFor(t, s.PublicKey(), `{"type":"leave"}`, challenge, 1)
-	_, epk, nonce, box, err := ParseFrame([]byte(good))
+	parsed, err := ParseFrame([]byte(good))
 	if err != nil {
 		t.Fatalf("ParseFrame(good) error = %v", err)
 	}
+	epk, nonce, box := parsed.EPK, parsed.Nonce, parsed.Box
 	b64 := base64.RawURLEncoding.EncodeToString
 	// Flip the lowest bit of the last box character: same bytes under a
 	// lax decoder, a different string under a strict one.
@@ -410,12 +411,44 @@ func TestParseSealedIsStrict(t *testing.T) {
 		{"huge", `{"type":"sealed","epk":"` + strings.Repeat("A", 2000) + `"}`},
 		{"nonce not a string", strings.Replace(good, `"nonce":"`+b64(nonce)+`"`, `"nonce":12`, 1)},
 	}
+	// A session frame is the same frame naming its session; every flaw
+	// above is refused in it too.
+	withSession := func(frame string) string {
+		return strings.Replace(frame, `{"type":"sealed",`, `{"type":"sealed","session":"s1",`, 1)
+	}
 	for _, tt := range tests {
 		if tt.name == "non-canonical base64" && bumped == lastBox {
 			t.Fatal("test setup: bumped box equals the original")
 		}
 		if _, err := s.OpenFrame([]byte(tt.frame), challenge); !errors.Is(err, ErrBroken) {
 			t.Errorf("%s: OpenFrame(%.60q…) error = %v; want ErrBroken", tt.name, tt.frame, err)
+		}
+		if tt.name == "wrong type" || tt.name == "missing type" {
+			continue // withSession finds no "sealed" to put the session after
+		}
+		if f, err := ParseSessionFrame([]byte(withSession(tt.frame))); !errors.Is(err, ErrBroken) {
+			t.Errorf("%s: ParseSessionFrame(%.60q…) = %+v, %v; want ErrBroken", tt.name, withSession(tt.frame), f, err)
+		}
+	}
+
+	// A websocket holds its challenge; a frame naming a session is not one
+	// of its frames.
+	if _, err := s.OpenFrame([]byte(withSession(good)), challenge); !errors.Is(err, ErrBroken) {
+		t.Errorf("OpenFrame of a frame naming a session = %v; want ErrBroken", err)
+	}
+	f, err := ParseSessionFrame([]byte(withSession(good)))
+	if err != nil || f.Session != "s1" || f.Seq != 1 {
+		t.Fatalf("ParseSessionFrame(good) = %+v, %v; want session s1, seq 1", f, err)
+	}
+	if o, err := s.OpenParsed(f, challenge); err != nil || string(o.Msg) != `{"type":"leave"}` || o.Seq != 1 {
+		t.Errorf("OpenParsed(session frame) = %q seq %d, %v; want the leave, seq 1", o.Msg, o.Seq, err)
+	}
+	// No session, an empty one, and no session with a broken field besides:
+	// each is told it has no session.
+	for _, frame := range []string{good, strings.Replace(withSession(good), `"s1"`, `""`, 1),
+		strings.Replace(good, b64(epk), b64(epk)+"=", 1)} {
+		if _, err := ParseSessionFrame([]byte(frame)); !errors.Is(err, ErrNoSession) || errors.Is(err, ErrBroken) {
+			t.Errorf("ParseSessionFrame(%.60q…) = %v; want ErrNoSession, not ErrBroken", frame, err)
 		}
 	}
 }
@@ -479,11 +512,11 @@ func FuzzOpenSealed(f *testing.F) {
 		if len(o.Msg) > Lengths[len(Lengths)-1] {
 			t.Fatalf("OpenFrame returned %d bytes; want at most %d", len(o.Msg), Lengths[len(Lengths)-1])
 		}
-		seq, epk, nonce, box, err := ParseFrame(frame)
-		if err != nil || seq != o.Seq {
-			t.Fatalf("ParseFrame = seq %d, %v on a frame OpenFrame accepted as seq %d", seq, err, o.Seq)
+		p, err := ParseFrame(frame)
+		if err != nil || p.Seq != o.Seq {
+			t.Fatalf("ParseFrame = seq %d, %v on a frame OpenFrame accepted as seq %d", p.Seq, err, o.Seq)
 		}
-		again, err := s.Open(epk, nonce, box, Context(challenge, seq))
+		again, err := s.Open(p.EPK, p.Nonce, p.Box, Context(challenge, p.Seq))
 		if err != nil || !bytes.Equal(again.Msg, o.Msg) {
 			t.Fatalf("Open = %q, %v; want %q as from OpenFrame", again.Msg, err, o.Msg)
 		}
