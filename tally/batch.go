@@ -80,7 +80,7 @@ func (s *Store) runInMemory(batch []*request) {
 	}
 	s.publish()
 	for i, r := range batch {
-		delete(s.held, r.device) // a newer change of the same phone
+		delete(s.mem.held, r.device) // a newer change of the same phone
 		r.reply <- results[i]
 	}
 }
@@ -99,7 +99,7 @@ func (s *Store) runDurable(batch []*request) {
 			// soon as storage works again; the phone is told it failed and
 			// may resend.
 			for _, r := range batch {
-				s.held[r.device] = r
+				s.mem.held[r.device] = r
 			}
 		}
 		for _, r := range batch {
@@ -150,24 +150,22 @@ func (s *Store) runDurable(batch []*request) {
 		results[i] = result{slip: slip, err: err}
 	}
 	err = o.writeInserts(ctx, tx)
-	var iv interval
 	if err == nil {
-		iv, err = s.markInterval(ctx, tx, s.mem.iv, o.counts(), s.mem.round.ID, EndSlipChanged)
-	}
-	if err == nil {
-		err = s.commit(tx)
+		// Nothing runs on the writer between here and the publish that
+		// ends finish: the lock held while the transaction waited ends with
+		// it.
+		unhold()
+		out := s.mem.keep()
+		out.phones, out.endWhy = o, EndSlipChanged
+		err = s.finish(ctx, tx, &out, false)
 	}
 	if err != nil {
 		s.storageFailed(err)
 		fail(ErrStorage)
 		return
 	}
-	o.commit()
-	s.mem.iv = iv
-	unhold()
-	s.publish()
 	for i, r := range batch {
-		delete(s.held, r.device)
+		delete(s.mem.held, r.device)
 		r.reply <- results[i]
 	}
 }

@@ -15,7 +15,11 @@
 //   - rounds.go: the lecturer's changes: headcount, paper, rounds, series,
 //     closing the session, letting missing phones go.
 //   - writer.go: the one goroutine that owns the in-memory state and the
-//     database, and runs every change in turn.
+//     database, and runs every change in turn; lecturer changes (plan,
+//     lock ahead, write).
+//   - commit.go: the one commit path every transaction ends on (finish):
+//     mark the record's unlocked interval, commit, swap in what the change
+//     leaves, publish.
 //   - recovery.go: what is left to write after a fault, and getting back.
 //   - record.go: the accountability record (R8) and the retention (R9).
 //   - sessions.go: lecturer sign-ins, stored as hashes.

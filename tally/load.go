@@ -62,7 +62,6 @@ func (s *Store) load(ctx context.Context) error {
 			return err
 		}
 	}
-	s.mem.seriesIDs = map[DeviceID]DeviceID{}
 	if s.mem.round.Series != "" {
 		err = tx.QueryRowContext(ctx, `SELECT key FROM series WHERE name = ?`, s.mem.round.Series).Scan(&s.mem.seriesKey)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -73,10 +72,7 @@ func (s *Store) load(ctx context.Context) error {
 		return err
 	}
 
-	s.mem.phones = map[DeviceID]phoneState{}
-	s.mem.slips = map[DeviceID]Choice{}
-	s.mem.missing = map[DeviceID]struct{}{}
-	s.mem.drop = map[DeviceID]struct{}{}
+	s.mem.hall = newHall()
 	// Every phone that held a slip is missing until it sends it again: the
 	// kiosk never wrote what it said.
 	if err := eachRow(ctx, tx, `SELECT device FROM phones`, func(rows *sql.Rows) error {
@@ -96,7 +92,7 @@ func (s *Store) load(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE intervals SET ended_by = ? WHERE ended_by IS NULL`, EndInterrupted); err != nil {
 		return err
 	}
-	if s.mem.iv, err = s.markInterval(ctx, tx, interval{}, s.mem.counts(), s.mem.round.ID, EndInterrupted); err != nil {
+	if s.mem.iv, err = s.markInterval(ctx, tx, interval{}, Decide(s.mem.counts()).Unlocked, s.mem.round.ID, EndInterrupted); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

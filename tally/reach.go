@@ -1,9 +1,6 @@
 package tally
 
-import (
-	"context"
-	"database/sql"
-)
+import "context"
 
 // EndUnreachable: the kiosk lost its relay, so phones could not withdraw.
 const EndUnreachable = "unreachable"
@@ -18,12 +15,12 @@ const EndUnreachable = "unreachable"
 // only says whether the record's unlocked interval could be ended or begun.
 func (s *Store) SetUnreachable(ctx context.Context, unreachable bool) error {
 	s.unreachable.Store(unreachable)
-	// A loss locks before anything is written, like every other lock.
-	next := func() Counts {
-		c := s.mem.counts()
-		c.Unreachable = unreachable
-		return c
-	}
-	// Nothing to write but the record's unlocked interval.
-	return s.change(ctx, &lecturerChange{next: next, endWhy: EndUnreachable, phonesMeanwhile: true, write: func(context.Context, *sql.Tx) (func(), error) { return nil, nil }})
+	// A loss locks before anything is written, like every other lock: the
+	// plan's counts read the flag. Nothing to write but the record's
+	// unlocked interval.
+	return s.change(ctx, &lecturerChange{plan: func(now *memState) (outcome, error) {
+		out := now.keep()
+		out.endWhy = EndUnreachable
+		return out, nil
+	}})
 }

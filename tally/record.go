@@ -257,25 +257,36 @@ func (s *Store) Series(ctx context.Context) ([]SeriesInfo, error) {
 // deleted (R5, R9). Rounds already recorded keep the series' name. It
 // returns ErrNotFound if there is no such series.
 func (s *Store) EndSeries(ctx context.Context, name string) error {
-	return s.change(ctx, &lecturerChange{checkpoint: true, phonesMeanwhile: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM series_phones WHERE series = ?`, name); err != nil {
-			return nil, err
-		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM series WHERE name = ?`, name)
-		if err != nil {
-			return nil, err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return nil, err
-		} else if n == 0 {
-			return nil, fmt.Errorf("%w: no series %q", ErrNotFound, name)
-		}
-		return func() {
-			if s.mem.round.Series == name {
-				s.mem.seriesKey, s.mem.seriesIDs, s.mem.seriesDays = nil, map[DeviceID]DeviceID{}, map[DeviceID]string{}
+	return s.change(ctx, &lecturerChange{
+		plan: func(now *memState) (outcome, error) {
+			out := now.keep()
+			if now.round.Series == name {
+				// The current round's series: what memory holds of it goes
+				// too, so its phones are no longer told they consented before.
+				out.seriesKey, out.seriesDays = nil, map[DeviceID]string{}
+				h := now.hall
+				h.seriesIDs = map[DeviceID]DeviceID{}
+				out.hall = &h
 			}
-		}, nil
-	}})
+			return out, nil
+		},
+		write: func(ctx context.Context, tx *sql.Tx, _ *outcome) error {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM series_phones WHERE series = ?`, name); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM series WHERE name = ?`, name)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return fmt.Errorf("%w: no series %q", ErrNotFound, name)
+			}
+			return nil
+		},
+		checkpoint: true,
+	})
 }
 
 // Purge deletes what is older than the retention (R9): rounds that ended
@@ -285,72 +296,71 @@ func (s *Store) EndSeries(ctx context.Context, name string) error {
 // many rounds it deleted. The store purges at Open and then daily.
 func (s *Store) Purge(ctx context.Context) (int, error) {
 	var n int
-	err := s.change(ctx, &lecturerChange{write: s.purgeOp(&n), checkpoint: true, phonesMeanwhile: true})
+	err := s.change(ctx, s.purgeChange(&n))
 	return n, err
 }
 
-func (s *Store) purgeOp(deleted *int) func(context.Context, *sql.Tx) (func(), error) {
-	return func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		cutoff := s.now().Add(-s.retention)
-		stamp, day := cutoff.UTC().Format(stampFormat), cutoff.Format(dayFormat)
-		keep := s.mem.round.ID
-		if s.mem.closed {
-			keep = 0 // a closed session's last round is an ended round like any other
+// purgeChange is the change Purge makes; it sets *deleted, if not nil, to
+// how many rounds it deleted.
+func (s *Store) purgeChange(deleted *int) *lecturerChange {
+	return &lecturerChange{
+		plan:       func(now *memState) (outcome, error) { return now.keep(), nil },
+		write:      func(ctx context.Context, tx *sql.Tx, out *outcome) error { return s.purge(ctx, tx, out, deleted) },
+		checkpoint: true,
+	}
+}
+
+func (s *Store) purge(ctx context.Context, tx *sql.Tx, out *outcome, deleted *int) error {
+	cutoff := s.now().Add(-s.retention)
+	stamp, day := cutoff.UTC().Format(stampFormat), cutoff.Format(dayFormat)
+	keep := s.mem.round.ID
+	if s.mem.closed {
+		keep = 0 // a closed session's last round is an ended round like any other
+	}
+	old := `SELECT id FROM rounds WHERE closed_at IS NOT NULL AND closed_at < ? AND id != ?`
+	for _, table := range []string{"intervals", "headcounts"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE round IN (`+old+`)`, stamp, keep); err != nil {
+			return err
 		}
-		old := `SELECT id FROM rounds WHERE closed_at IS NOT NULL AND closed_at < ? AND id != ?`
-		for _, table := range []string{"intervals", "headcounts"} {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE round IN (`+old+`)`, stamp, keep); err != nil {
-				return nil, err
-			}
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM rounds WHERE id IN (`+old+`)`, stamp, keep)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	for _, q := range []string{
+		`DELETE FROM series_phones WHERE day < ?`,
+		`DELETE FROM series_phones WHERE series IN (SELECT name FROM series WHERE last_on < ?)`,
+		`DELETE FROM series WHERE last_on < ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, day); err != nil {
+			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM rounds WHERE id IN (`+old+`)`, stamp, keep)
-		if err != nil {
-			return nil, err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, err
-		}
-		for _, q := range []string{
-			`DELETE FROM series_phones WHERE day < ?`,
-			`DELETE FROM series_phones WHERE series IN (SELECT name FROM series WHERE last_on < ?)`,
-			`DELETE FROM series WHERE last_on < ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, day); err != nil {
-				return nil, err
-			}
-		}
-		days, err := loadSeriesDays(ctx, tx, s.mem.round.Series)
-		if err != nil {
-			return nil, err
-		}
+	}
+	if out.seriesDays, err = loadSeriesDays(ctx, tx, s.mem.round.Series); err != nil {
+		return err
+	}
+	if keep == 0 {
 		// The current round of a closed session was purged: the kiosk needs
 		// a round to show, so it gets an empty one, still closed.
-		var placeholder Round
-		purgedCurrent := false
-		if keep == 0 {
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM rounds WHERE id = ?`, s.mem.round.ID).Scan(new(int))
-			if errors.Is(err, sql.ErrNoRows) {
-				purgedCurrent = true
-				if placeholder, err = s.insertRound(ctx, tx, RoundSpec{Mode: ModeRoom}, 0); err != nil {
-					return nil, err
-				}
-				if _, err := tx.ExecContext(ctx, `UPDATE rounds SET closed_at = opened_at WHERE id = ?`, placeholder.ID); err != nil {
-					return nil, err
-				}
-			} else if err != nil {
-				return nil, err
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM rounds WHERE id = ?`, s.mem.round.ID).Scan(new(int))
+		if errors.Is(err, sql.ErrNoRows) {
+			if out.round, err = s.insertRound(ctx, tx, RoundSpec{Mode: ModeRoom}, 0); err != nil {
+				return err
 			}
+			if _, err := tx.ExecContext(ctx, `UPDATE rounds SET closed_at = opened_at WHERE id = ?`, out.round.ID); err != nil {
+				return err
+			}
+			out.seriesKey, out.seriesDays = nil, map[DeviceID]string{}
+		} else if err != nil {
+			return err
 		}
-		return func() {
-			if deleted != nil {
-				*deleted = int(n)
-			}
-			s.mem.seriesDays = days
-			if purgedCurrent {
-				s.mem.round = placeholder
-				s.mem.seriesKey, s.mem.seriesDays = nil, map[DeviceID]string{}
-			}
-		}, nil
 	}
+	if deleted != nil {
+		*deleted = int(n)
+	}
+	return nil
 }

@@ -4,20 +4,22 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 )
 
 // Recovery: what is left to write after a fault, and how the store gets
 // back to working once the disk does.
 
-// writeDrops deletes in tx the rows of phones that no longer hold a slip.
-func (s *Store) writeDrops(ctx context.Context, tx *sql.Tx) error {
+// writeDrops deletes in tx the rows of phones that no longer hold a slip,
+// and returns the phone changes that says: nothing left to drop.
+func (s *Store) writeDrops(ctx context.Context, tx *sql.Tx) (*overlay, error) {
+	o := s.newOverlay()
 	for d := range s.mem.drop {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM phones WHERE device = ?`, d[:]); err != nil {
-			return err
+			return nil, err
 		}
+		o.drop[d] = false
 	}
-	return nil
+	return o, nil
 }
 
 // flush writes what in-memory changes left to write, and then publishes:
@@ -34,41 +36,31 @@ func (s *Store) flush() bool {
 	}
 	defer s.db.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMS))
 	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		if isBusy(err) {
-			return false
+	if err == nil {
+		defer tx.Rollback()
+		var dropped *overlay
+		if dropped, err = s.writeDrops(ctx, tx); err == nil {
+			out := s.mem.keep()
+			out.phones, out.endWhy = dropped, EndSlipChanged
+			err = s.finish(ctx, tx, &out, false)
 		}
-		s.storageFailed(err)
-		return true
 	}
-	defer tx.Rollback()
-	err = s.writeDrops(ctx, tx)
-	var iv interval
-	if err == nil {
-		iv, err = s.markInterval(ctx, tx, s.mem.iv, s.mem.counts(), s.mem.round.ID, EndSlipChanged)
-	}
-	if err == nil {
-		err = s.commit(tx)
+	if isBusy(err) {
+		return false
 	}
 	if err != nil {
-		if isBusy(err) {
-			return false
-		}
 		s.storageFailed(err)
-		return true
 	}
-	clear(s.mem.drop)
-	s.mem.iv = iv
-	s.publish()
 	return true
 }
 
-// storageFailed locks the kiosk until a write succeeds again (R10).
+// storageFailed locks the kiosk until a write succeeds again (R10). An
+// unlocked interval ends now; its end is written once storage works.
 func (s *Store) storageFailed(err error) {
 	if !s.mem.fault {
 		s.log.Error("storage failed; the kiosk is locked until a write succeeds", "err", err)
-		if s.mem.iv.open && s.mem.iv.endWhy == "" {
-			s.mem.faultAt = s.now()
+		if iv := &s.mem.iv; iv.open && iv.endWhy == "" {
+			iv.endAt, iv.endWhy = s.now(), EndFault
 		}
 	}
 	s.mem.fault = true
@@ -84,32 +76,25 @@ func (s *Store) recover() {
 	if err == nil {
 		defer tx.Rollback()
 		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('checked_at', ?)`, s.now().UTC().Format(stampFormat))
-		if err == nil && s.mem.iv.open {
+		if err == nil {
 			// The interval ended when the kiosk locked: at a change not yet
 			// written, or when storage failed.
-			at, why := s.mem.faultAt, EndFault
-			if s.mem.iv.endWhy != "" {
-				at, why = s.mem.iv.endAt, s.mem.iv.endWhy
-			}
-			_, err = tx.ExecContext(ctx, `UPDATE intervals SET ended_at = ?, ended_by = ? WHERE ended_by IS NULL`,
-				at.UTC().Format(stampFormat), why)
-		}
-		if err == nil {
-			err = s.commit(tx)
+			out := s.mem.keep()
+			out.endWhy, out.lockedAfter = EndFault, true
+			err = s.finish(ctx, tx, &out, false)
 		}
 	}
 	if err != nil {
 		return
 	}
 	s.mem.fault = false
-	s.mem.iv, s.mem.faultAt = interval{}, time.Time{}
-	if len(s.held) > 0 {
-		batch := make([]*request, 0, len(s.held))
-		for _, r := range s.held {
+	if len(s.mem.held) > 0 {
+		batch := make([]*request, 0, len(s.mem.held))
+		for _, r := range s.mem.held {
 			r.reply = make(chan result, 1) // nobody waits any more
 			batch = append(batch, r)
 		}
-		clear(s.held)
+		clear(s.mem.held)
 		s.runPhones(batch)
 		if s.mem.fault {
 			return

@@ -17,24 +17,27 @@ func (s *Store) SetHeadcount(ctx context.Context, n int) error {
 	if n < MinHeadcount || n > MaxHeadcount {
 		return fmt.Errorf("%w: headcount must be a whole number from %d to %d", ErrInvalid, MinHeadcount, MaxHeadcount)
 	}
-	next := func() Counts {
-		c := s.mem.counts()
-		c.Headcount = n
-		return c
-	}
-	return s.change(ctx, &lecturerChange{refuse: s.refuseClosed, next: next, endWhy: EndHeadcountChange, phonesMeanwhile: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		if n == s.mem.headcount {
-			return nil, nil
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET headcount = ? WHERE id = ?`, n, s.mem.round.ID); err != nil {
-			return nil, err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO headcounts (round, at, headcount) VALUES (?, ?, ?)`,
-			s.mem.round.ID, s.now().UTC().Format(stampFormat), n); err != nil {
-			return nil, err
-		}
-		return func() { s.mem.headcount = n }, nil
-	}})
+	return s.change(ctx, &lecturerChange{
+		plan: func(now *memState) (outcome, error) {
+			if now.closed {
+				return outcome{}, ErrClosed
+			}
+			out := now.keep()
+			out.headcount, out.endWhy = n, EndHeadcountChange
+			return out, nil
+		},
+		write: func(ctx context.Context, tx *sql.Tx, _ *outcome) error {
+			if n == s.mem.headcount {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE rounds SET headcount = ? WHERE id = ?`, n, s.mem.round.ID); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO headcounts (round, at, headcount) VALUES (?, ?, ?)`,
+				s.mem.round.ID, s.now().UTC().Format(stampFormat), n)
+			return err
+		},
+	})
 }
 
 // SetPaper sets the current round's paper slips: how many consents and
@@ -48,28 +51,25 @@ func (s *Store) SetPaper(ctx context.Context, consents, refusals int) error {
 	if consents < 0 || refusals < 0 || consents > MaxHeadcount || refusals > MaxHeadcount {
 		return fmt.Errorf("%w: paper counts must be whole numbers from 0 to %d", ErrInvalid, MaxHeadcount)
 	}
-	next := func() Counts {
-		c := s.mem.counts()
-		c.PaperConsents, c.PaperRefusals, c.PaperMissing = consents, refusals, 0
-		return c
-	}
-	refuse := func() error {
-		switch {
-		case s.mem.closed:
-			return ErrClosed
-		case s.mem.round.Mode == ModeLecturerOnly:
-			return fmt.Errorf("%w: a lecturer-only round takes no slips", ErrInvalid)
-		case s.mem.round.Purpose == "":
-			return fmt.Errorf("%w: start a round with a purpose first", ErrInvalid)
-		}
-		return nil
-	}
-	return s.change(ctx, &lecturerChange{refuse: refuse, next: next, endWhy: EndPaperChange, phonesMeanwhile: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		if _, err := tx.ExecContext(ctx, `UPDATE rounds SET paper = ? WHERE id = ?`, consents+refusals, s.mem.round.ID); err != nil {
-			return nil, err
-		}
-		return func() { s.mem.paper, s.mem.paperMissing = paperCounts{consents, refusals}, 0 }, nil
-	}})
+	return s.change(ctx, &lecturerChange{
+		plan: func(now *memState) (outcome, error) {
+			switch {
+			case now.closed:
+				return outcome{}, ErrClosed
+			case now.round.Mode == ModeLecturerOnly:
+				return outcome{}, fmt.Errorf("%w: a lecturer-only round takes no slips", ErrInvalid)
+			case now.round.Purpose == "":
+				return outcome{}, fmt.Errorf("%w: start a round with a purpose first", ErrInvalid)
+			}
+			out := now.keep()
+			out.paper, out.paperMissing, out.endWhy = paperCounts{consents, refusals}, 0, EndPaperChange
+			return out, nil
+		},
+		write: func(ctx context.Context, tx *sql.Tx, _ *outcome) error {
+			_, err := tx.ExecContext(ctx, `UPDATE rounds SET paper = ? WHERE id = ?`, consents+refusals, s.mem.round.ID)
+			return err
+		},
+	})
 }
 
 // NewRound starts a new round with the given purpose and notice. Every
@@ -85,70 +85,66 @@ func (s *Store) NewRound(ctx context.Context, spec RoundSpec) (Round, error) {
 	if spec.Purpose == "" {
 		return Round{}, fmt.Errorf("%w: purpose is required", ErrInvalid)
 	}
-	var round Round
-	next := func() Counts {
-		headcount := s.mem.headcount
-		if s.mem.closed {
-			headcount = 0
-		}
-		return Counts{Headcount: headcount, LecturerOnly: spec.Mode == ModeLecturerOnly}
-	}
 	var opened Round
-	write := func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		if !s.mem.closed {
-			if err := s.endRound(ctx, tx); err != nil {
-				return nil, err
+	err = s.change(ctx, &lecturerChange{
+		plan: func(now *memState) (outcome, error) {
+			out := outcome{endWhy: EndNewRound}
+			// The round's ID, series key and remembered phones are known once
+			// write has run.
+			out.round = Round{Mode: spec.Mode}
+			out.headcount, out.deviceKey = now.headcount, now.deviceKey
+			if now.closed {
+				out.headcount = 0 // a new session: the room must be counted again
 			}
-		}
-		// The old round's slips stop counting: no phone holds one now.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM phones`); err != nil {
-			return nil, err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = 'closed'`); err != nil {
-			return nil, err
-		}
-		var seriesKey []byte
-		if spec.Series != "" {
+			// The old round's slips stop counting: no phone holds one now.
+			h := newHall()
+			for d := range now.phones {
+				h.phones[d] = phoneJoined
+			}
+			h.held = now.held
+			out.hall = &h
+			return out, nil
+		},
+		write: func(ctx context.Context, tx *sql.Tx, out *outcome) error {
+			if !s.mem.closed {
+				if err := s.endRound(ctx, tx); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM phones`); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = 'closed'`); err != nil {
+				return err
+			}
+			if spec.Series != "" {
+				var err error
+				hash := noticeHash(spec.Purpose, spec.canonicalNotice(), spec.Mode)
+				if out.seriesKey, err = s.joinSeries(ctx, tx, spec.Series, hash); err != nil {
+					return err
+				}
+			}
 			var err error
-			hash := noticeHash(spec.Purpose, spec.canonicalNotice(), spec.Mode)
-			if seriesKey, err = s.joinSeries(ctx, tx, spec.Series, hash); err != nil {
-				return nil, err
+			if out.seriesDays, err = loadSeriesDays(ctx, tx, spec.Series); err != nil {
+				return err
 			}
-		}
-		days, err := loadSeriesDays(ctx, tx, spec.Series)
-		if err != nil {
-			return nil, err
-		}
-		headcount := s.mem.headcount
-		if s.mem.closed {
-			headcount = 0 // a new session: the room must be counted again
-		}
-		opened, err = s.insertRound(ctx, tx, spec, headcount)
-		if err != nil {
-			return nil, err
-		}
-		if headcount > 0 {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO headcounts (round, at, headcount) VALUES (?, ?, ?)`,
-				opened.ID, opened.OpenedAt.Format(stampFormat), headcount); err != nil {
-				return nil, err
+			if out.round, err = s.insertRound(ctx, tx, spec, out.headcount); err != nil {
+				return err
 			}
-		}
-		return func() {
-			s.mem.round, s.mem.headcount = opened, headcount
-			s.mem.closed = false
-			for d := range s.mem.phones {
-				s.mem.phones[d] = phoneJoined
+			if out.headcount > 0 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO headcounts (round, at, headcount) VALUES (?, ?, ?)`,
+					out.round.ID, out.round.OpenedAt.Format(stampFormat), out.headcount); err != nil {
+					return err
+				}
 			}
-			s.mem.slips = map[DeviceID]Choice{}
-			s.mem.consents, s.mem.refusals = 0, 0
-			s.mem.paper, s.mem.paperMissing = paperCounts{}, 0
-			s.mem.missing, s.mem.drop = map[DeviceID]struct{}{}, map[DeviceID]struct{}{}
-			s.mem.seriesKey, s.mem.seriesIDs, s.mem.seriesDays = seriesKey, map[DeviceID]DeviceID{}, days
-			round = opened
-		}, nil
+			opened = out.round
+			return nil
+		},
+	})
+	if err != nil {
+		return Round{}, err
 	}
-	err = s.change(ctx, &lecturerChange{next: next, write: write, endWhy: EndNewRound, newRound: func() int64 { return opened.ID }})
-	return round, err
+	return opened, nil
 }
 
 // joinSeries returns the key of the named series, starting the series if it
@@ -243,36 +239,29 @@ func (s *Store) endRound(ctx context.Context, tx *sql.Tx) error {
 // device secrets is replaced so the next session's hashes cannot be linked
 // to this one's (R9).
 func (s *Store) CloseSession(ctx context.Context) error {
-	next := func() Counts {
-		c := s.mem.counts()
-		c.Closed = true
-		return c
-	}
-	return s.change(ctx, &lecturerChange{next: next, endWhy: EndClosed, checkpoint: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		if !s.mem.closed {
-			if err := s.endRound(ctx, tx); err != nil {
-				return nil, err
+	return s.change(ctx, &lecturerChange{
+		plan: func(now *memState) (outcome, error) {
+			out := now.keep()
+			out.closed, out.paper, out.paperMissing, out.endWhy = true, paperCounts{}, 0, EndClosed
+			h := newHall()
+			out.hall = &h
+			return out, nil
+		},
+		write: func(ctx context.Context, tx *sql.Tx, out *outcome) error {
+			if !s.mem.closed {
+				if err := s.endRound(ctx, tx); err != nil {
+					return err
+				}
 			}
-		}
-		key := s.newKey()
-		if _, err := tx.ExecContext(ctx, `DELETE FROM phones`); err != nil {
-			return nil, err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('closed', '1'), ('device_key', ?)`, key); err != nil {
-			return nil, err
-		}
-		return func() {
-			s.mem.closed = true
-			s.mem.deviceKey = key
-			s.mem.phones = map[DeviceID]phoneState{}
-			s.mem.slips = map[DeviceID]Choice{}
-			s.mem.consents, s.mem.refusals = 0, 0
-			s.mem.paper, s.mem.paperMissing = paperCounts{}, 0
-			s.mem.missing, s.mem.drop = map[DeviceID]struct{}{}, map[DeviceID]struct{}{}
-			s.mem.seriesIDs = map[DeviceID]DeviceID{}
-			clear(s.held)
-		}, nil
-	}})
+			out.deviceKey = s.newKey()
+			if _, err := tx.ExecContext(ctx, `DELETE FROM phones`); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('closed', '1'), ('device_key', ?)`, out.deviceKey)
+			return err
+		},
+		checkpoint: true,
+	})
 }
 
 // ReleaseMissing lets go the phones that held a slip before a restart and
@@ -281,35 +270,45 @@ func (s *Store) CloseSession(ctx context.Context) error {
 // entered again since the restart are dropped, so that the lecturer asks
 // the room again. With nothing missing it changes nothing.
 func (s *Store) ReleaseMissing(ctx context.Context) error {
-	next := func() Counts {
-		c := s.mem.counts()
-		c.Missing, c.PaperMissing = 0, 0
-		return c
-	}
-	return s.change(ctx, &lecturerChange{next: next, endWhy: EndSlipChanged, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		if len(s.mem.missing) == 0 && s.mem.paperMissing == 0 {
-			return nil, nil
-		}
-		for d := range s.mem.missing {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM phones WHERE device = ?`, d[:]); err != nil {
-				return nil, err
+	return s.change(ctx, &lecturerChange{
+		plan: func(now *memState) (outcome, error) {
+			out := now.keep()
+			out.endWhy = EndSlipChanged
+			if len(now.missing) == 0 && now.paperMissing == 0 {
+				return out, nil
 			}
-		}
-		if s.mem.paperMissing > 0 {
-			if _, err := tx.ExecContext(ctx, `UPDATE rounds SET paper = ? WHERE id = ?`,
-				s.mem.paper.consents+s.mem.paper.refusals, s.mem.round.ID); err != nil {
-				return nil, err
-			}
-		}
-		return func() {
+			out.paperMissing = 0
+			h := now.hall
+			h.phones, h.seriesIDs, h.held = without(now.phones, now.missing), without(now.seriesIDs, now.missing), without(now.held, now.missing)
+			h.missing = map[DeviceID]struct{}{}
+			out.hall = &h
+			return out, nil
+		},
+		write: func(ctx context.Context, tx *sql.Tx, _ *outcome) error {
 			for d := range s.mem.missing {
-				delete(s.mem.phones, d)
-				delete(s.mem.seriesIDs, d)
-				delete(s.held, d)
+				if _, err := tx.ExecContext(ctx, `DELETE FROM phones WHERE device = ?`, d[:]); err != nil {
+					return err
+				}
 			}
-			s.mem.missing, s.mem.paperMissing = map[DeviceID]struct{}{}, 0
-		}, nil
-	}})
+			if s.mem.paperMissing > 0 {
+				_, err := tx.ExecContext(ctx, `UPDATE rounds SET paper = ? WHERE id = ?`,
+					s.mem.paper.consents+s.mem.paper.refusals, s.mem.round.ID)
+				return err
+			}
+			return nil
+		},
+	})
+}
+
+// without returns a copy of m without the phones in gone.
+func without[V any](m map[DeviceID]V, gone map[DeviceID]struct{}) map[DeviceID]V {
+	out := make(map[DeviceID]V, len(m))
+	for d, v := range m {
+		if _, ok := gone[d]; !ok {
+			out[d] = v
+		}
+	}
+	return out
 }
 
 // insertRound writes a new round, whose spec is normalized, in tx.

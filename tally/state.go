@@ -109,52 +109,74 @@ const (
 // interval is what the database knows of the current unlocked interval
 // (R8). A change of mind that locks writes nothing before its answer: it
 // sets endAt and endWhy, and the end is written with the next transaction,
-// or by itself soon after.
+// or by itself soon after. A fault sets them too; the end is written once
+// storage works again.
 type interval struct {
 	open   bool      // a row with ended_by NULL is in the database
 	endAt  time.Time // non-zero: the kiosk locked then, for endWhy; not yet written
 	endWhy string
 }
 
+// memState is everything the writer holds in memory. It has two parts,
+// so that a change that commits while phones change the slips swaps in
+// only what it owns: the round's part, which only lecturer changes set,
+// and the hall, which phone changes set (see outcome).
 type memState struct {
+	roundState
+	hall
+	fault bool
+	// iv is the unlocked interval of the current round as the database
+	// has it.
+	iv interval
+}
+
+// roundState is the round and what the lecturer set for it.
+type roundState struct {
 	round     Round
 	headcount int
 	closed    bool
-	fault     bool
 	deviceKey []byte
-	phones    map[DeviceID]phoneState // never phoneGone
-	slips     map[DeviceID]Choice     // in memory only, never written (R6)
-	consents  int
-	refusals  int
 	paper     paperCounts // in memory only; the database has their total
-
-	// missing: phones in the phones table whose slip is not known since a
-	// restart. paperMissing: the paper total of before a restart, until the
+	// paperMissing: the paper total of before a restart, until the
 	// lecturer enters the counts again.
-	missing      map[DeviceID]struct{}
 	paperMissing int
+	// seriesKey is the current round's series key, nil without a series.
+	// seriesDays are the phones remembered for the round's series, by
+	// series hash, with the day each consented: a join looks here, so that
+	// joining needs no transaction.
+	seriesKey  []byte
+	seriesDays map[DeviceID]string
+}
+
+// hall is the phones and their slips.
+type hall struct {
+	phones   map[DeviceID]phoneState // never phoneGone
+	slips    map[DeviceID]Choice     // in memory only, never written (R6)
+	consents int
+	refusals int
+	// missing: phones in the phones table whose slip is not known since a
+	// restart.
+	missing map[DeviceID]struct{}
 	// drop: rows of the phones table to delete, of phones that no longer
 	// hold a slip. Until the delete commits a crash leaves them missing,
 	// which locks: the safe side.
 	drop map[DeviceID]struct{}
-
-	// iv is the unlocked interval of the current round as the database
-	// has it. faultAt is when storage failed while one was open: the
-	// interval ended then, which can only be written once storage works.
-	iv      interval
-	faultAt time.Time
-
-	// seriesKey is the current round's series key, nil without a series.
 	// seriesIDs maps each phone seen with its secret in this round to its
-	// keyed hash under that key; it is never written unless the round ends
-	// with everyone's consent, and is lost on restart (phones say hello
-	// again when they reconnect).
-	seriesKey []byte
+	// keyed hash under the series key; it is never written unless the
+	// round ends with everyone's consent, and is lost on restart (phones
+	// say hello again when they reconnect).
 	seriesIDs map[DeviceID]DeviceID
-	// seriesDays are the phones remembered for the current round's series,
-	// by series hash, with the day each consented: a join looks here, so
-	// that joining needs no transaction.
-	seriesDays map[DeviceID]string
+	// held: phone changes not yet durable because of a fault, made once
+	// storage works again.
+	held map[DeviceID]*request
+}
+
+func newHall() hall {
+	return hall{
+		phones: map[DeviceID]phoneState{}, slips: map[DeviceID]Choice{},
+		missing: map[DeviceID]struct{}{}, drop: map[DeviceID]struct{}{},
+		seriesIDs: map[DeviceID]DeviceID{}, held: map[DeviceID]*request{},
+	}
 }
 
 type paperCounts struct{ consents, refusals int }

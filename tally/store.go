@@ -111,9 +111,8 @@ type Store struct {
 	stop     chan struct{}
 	done     chan struct{}
 
-	// mem and held are owned by the writer goroutine.
-	mem  memState
-	held map[DeviceID]*request // phone changes not yet durable because of a fault
+	// mem is owned by the writer goroutine.
+	mem memState
 	// backlog: changes that arrived while a transaction waited for a held
 	// file or for its commit, and must follow it, in order. holdLock counts
 	// pending changes whose lock is published; while it is above 0 nothing
@@ -185,7 +184,6 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 		reqs:       make(chan *request, maxBatch),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
-		held:       map[DeviceID]*request{},
 		changed:    make(chan struct{}),
 	}
 	if s.now == nil {

@@ -14,70 +14,25 @@ import (
 // database, the runner of lecturer changes, and the loop that batches
 // phone changes.
 
-// markInterval writes in tx the end of the unlocked interval iv, if it
-// ended earlier without being written, or if the change to next ends it,
-// saying why; and the start of a new one, if next unlocks round (R8). It
-// returns the interval after the change; the caller stores that in s.mem
-// once tx has committed. Doing this in the change's own transaction means
-// the record never misses an unlock that phones and recorders saw.
-func (s *Store) markInterval(ctx context.Context, tx *sql.Tx, iv interval, next Counts, round int64, why string) (interval, error) {
-	next.Unreachable = next.Unreachable || s.unreachable.Load()
-	unlocked := Decide(next).Unlocked
-	now := s.now().UTC().Format(stampFormat)
-	if iv.open && iv.endWhy != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE intervals SET ended_at = ?, ended_by = ? WHERE ended_by IS NULL`,
-			iv.endAt.UTC().Format(stampFormat), iv.endWhy); err != nil {
-			return iv, err
-		}
-		iv = interval{}
-	}
-	if iv.open && (!unlocked || round != s.mem.round.ID) {
-		if _, err := tx.ExecContext(ctx, `UPDATE intervals SET ended_at = ?, ended_by = ? WHERE ended_by IS NULL`, now, why); err != nil {
-			return iv, err
-		}
-		iv.open = false
-	}
-	if unlocked && !iv.open {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO intervals (round, started_at) VALUES (?, ?)`, round, now); err != nil {
-			return iv, err
-		}
-		iv.open = true
-	}
-	return iv, nil
-}
-
 // A lecturerChange is one operation the writer runs alone in a
 // transaction: a change the lecturer makes, the relay's reach, a purge, or
-// a read of the record. runLecturer runs every one the same way: refuse,
-// publish the lock it causes, write, mark the unlocked interval, commit,
-// apply to memory, publish.
+// a read of the record. runLecturer runs every one the same way: plan,
+// publish the lock the plan causes, write, finish.
 type lecturerChange struct {
-	// refuse says why the change cannot be made now (nil: it can). It is
-	// asked before anything is published or written.
-	refuse func() error
-	// next is what the counts are after the change; nil for a change that
-	// does not touch them. A change whose next locks is published before
-	// its transaction begins, which may wait on the disk (R10).
-	next func() Counts
-	// write makes the change in tx and returns what to set in memory once
-	// tx has committed (nil: nothing).
-	write func(ctx context.Context, tx *sql.Tx) (apply func(), err error)
-	// endWhy, for a change with next, is why the record's unlocked
-	// interval ends if the change ends it (R8).
-	endWhy string
-	// newRound, if set, is the round the counts are for after the change
-	// (NewRound's, known once write has run); otherwise the current one.
-	newRound func() int64
+	// plan works out the memory the change leaves from the memory now, or
+	// says why the change cannot be made. It only reads: it runs again
+	// before the transaction, on the memory as it is then, and a change
+	// whose plan locks publishes that lock before anything waits on the
+	// disk (R10). It never changes a map it was given; a change that
+	// changes the phones or slips gives out.hall maps of its own.
+	plan func(now *memState) (outcome, error)
+	// write makes the change in tx; it may complete what plan could not
+	// know (the new round's ID, a fresh key). Nil: nothing to write.
+	write func(ctx context.Context, tx *sql.Tx, out *outcome) error
 	// checkpoint: after the commit, copy the WAL into the database file and
 	// truncate it, so that deleted rows are gone from the files on disk and
 	// not only from the tables (R9).
 	checkpoint bool
-	// phonesMeanwhile: phone changes may be made while the change commits,
-	// because it sets nothing in memory that a phone change sets. A
-	// withdrawal then never waits behind its fsync. A change that replaces
-	// the phones and their slips (a new round, closing, letting missing
-	// phones go) leaves it false and locks ahead instead.
-	phonesMeanwhile bool
 }
 
 // change queues c for the writer and waits for its outcome.
@@ -89,33 +44,26 @@ func (s *Store) change(ctx context.Context, c *lecturerChange) error {
 // read runs fn in a transaction of its own on the writer goroutine: the
 // record and the series are read where they are written.
 func (s *Store) read(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	return s.change(ctx, &lecturerChange{phonesMeanwhile: true, write: func(ctx context.Context, tx *sql.Tx) (func(), error) {
-		return nil, fn(ctx, tx)
-	}})
-}
-
-// refuseClosed refuses a change while the session is closed.
-func (s *Store) refuseClosed() error {
-	if s.mem.closed {
-		return ErrClosed
-	}
-	return nil
+	return s.change(ctx, &lecturerChange{
+		plan:  func(now *memState) (outcome, error) { return now.keep(), nil },
+		write: func(ctx context.Context, tx *sql.Tx, _ *outcome) error { return fn(ctx, tx) },
+	})
 }
 
 // lockAhead publishes the lock r's change will cause, before anything
 // waits on the disk, and counts it in s.holdLock. It reports whether it
 // did.
 func (s *Store) lockAhead(r *request) bool {
-	c := r.change
-	if c.next == nil || (c.refuse != nil && c.refuse() != nil) {
+	out, err := r.change.plan(&s.mem)
+	if err != nil {
 		return false
 	}
-	next := c.next()
+	next, issued := s.countsAfter(&out)
 	if Decide(next).Unlocked {
 		return false
 	}
 	if s.State().Unlocked {
-		s.publishCounts(next, len(s.mem.phones))
+		s.publishCounts(next, issued)
 	}
 	s.holdLock++
 	return true
@@ -171,7 +119,7 @@ func (s *Store) writer() {
 		case <-purge.C:
 			// A failed purge is retried at the next tick; the error was
 			// logged when storage failed.
-			s.runLecturer(&request{kind: opLecturer, change: &lecturerChange{write: s.purgeOp(nil), checkpoint: true, phonesMeanwhile: true}, reply: make(chan result, 1)})
+			s.runLecturer(&request{kind: opLecturer, change: s.purgeChange(nil), reply: make(chan result, 1)})
 		case <-s.stop:
 			s.drain()
 			s.endOnStop()
@@ -240,7 +188,7 @@ func (s *Store) runLecturer(r *request) {
 	if !holding && !s.mem.fault {
 		holding = s.lockAhead(r)
 	}
-	finish := func(err error) {
+	done := func(err error) {
 		if holding {
 			holding = false
 			s.holdLock--
@@ -249,56 +197,45 @@ func (s *Store) runLecturer(r *request) {
 		r.reply <- result{err: err}
 	}
 	if s.mem.fault {
-		finish(ErrStorage)
+		done(ErrStorage)
 		return
 	}
-	if c.refuse != nil {
-		if err := c.refuse(); err != nil {
-			finish(err)
-			return
-		}
+	if _, err := c.plan(&s.mem); err != nil {
+		done(err)
+		return
 	}
 	tx, err := s.beginChange(ctx, nil)
 	if err != nil {
-		finish(err)
+		done(err)
 		return
 	}
 	defer tx.Rollback()
-	apply, err := c.write(ctx, tx)
-	iv := s.mem.iv
-	if err == nil && c.next != nil && c.endWhy != "" {
-		round := s.mem.round.ID
-		if c.newRound != nil {
-			round = c.newRound()
-		}
-		iv, err = s.markInterval(ctx, tx, s.mem.iv, c.next(), round, c.endWhy)
+	// Phone changes made while BEGIN waited are in memory now: plan on it.
+	out, err := c.plan(&s.mem)
+	if err == nil && c.write != nil {
+		err = c.write(ctx, tx, &out)
 	}
 	if err == nil {
-		if c.phonesMeanwhile {
-			err = s.commitServing(tx, nil)
-		} else {
-			err = s.commit(tx)
-		}
+		// A change that leaves the phones and slips alone lets phones
+		// change them while it commits, so that a withdrawal never waits
+		// behind its fsync. One that replaces them cannot, and locked
+		// ahead instead.
+		err = s.finish(ctx, tx, &out, out.hall == nil)
 	}
 	if err != nil {
 		if !isDomainError(err) {
 			s.storageFailed(err)
 			err = ErrStorage
 		}
-		finish(err)
+		done(err)
 		return
 	}
-	if apply != nil {
-		apply()
-	}
-	s.mem.iv = iv
-	s.noteLockInRecord()
 	if c.checkpoint {
 		if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 			s.log.Warn("checkpoint after deleting failed; deleted rows stay in the WAL file until the next checkpoint", "err", err)
 		}
 	}
-	finish(nil)
+	done(nil)
 }
 
 // endOnStop writes what is left to write when the kiosk shuts down, and
@@ -313,18 +250,11 @@ func (s *Store) endOnStop() {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err == nil {
 		defer tx.Rollback()
-		err = s.writeDrops(ctx, tx)
-		iv := s.mem.iv
-		if err == nil && iv.open {
-			at, why := s.now(), EndStopped
-			if iv.endWhy != "" {
-				at, why = iv.endAt, iv.endWhy
-			}
-			_, err = tx.ExecContext(ctx, `UPDATE intervals SET ended_at = ?, ended_by = ? WHERE ended_by IS NULL`,
-				at.UTC().Format(stampFormat), why)
-		}
-		if err == nil {
-			err = s.commit(tx)
+		var dropped *overlay
+		if dropped, err = s.writeDrops(ctx, tx); err == nil {
+			out := s.mem.keep()
+			out.phones, out.endWhy, out.lockedAfter = dropped, EndStopped, true
+			err = s.finish(ctx, tx, &out, false)
 		}
 	}
 	if err != nil {
@@ -347,33 +277,4 @@ func isDomainError(err error) bool {
 func isBusy(err error) bool {
 	var e *sqlite.Error
 	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
-}
-
-// commit commits one of the writer's transactions.
-func (s *Store) commit(tx *sql.Tx) error {
-	if s.hooks.beforeCommit != nil {
-		s.hooks.beforeCommit()
-	}
-	return tx.Commit()
-}
-
-// commitServing commits tx and, while the disk takes its time, serves what
-// arrives as begin does while it waits for the file: phone changes that
-// need no disk are made at once, unless they concern devices, whose
-// changes must follow this one; a lecturer's change that locks publishes
-// its lock and waits in the backlog. An fsync can take seconds on a slow
-// disk, and a withdrawal or a refusal must not wait for it (R2).
-func (s *Store) commitServing(tx *sql.Tx, devices map[DeviceID]bool) error {
-	done := make(chan error, 1)
-	go func() { done <- s.commit(tx) }()
-	s.committing = true
-	defer func() { s.committing = false }()
-	for {
-		select {
-		case err := <-done:
-			return err
-		case r := <-s.reqs:
-			s.serveWhileWaiting(r, devices)
-		}
-	}
 }
