@@ -429,7 +429,7 @@ func (s *Server) handleTemplates(w http.ResponseWriter, r *http.Request) {
 		}
 		list = append(list, b)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"fields": tally.NoticeFields, "templates": list})
+	writeJSON(w, http.StatusOK, map[string]any{"fields": tally.NoticeFields(), "templates": list})
 }
 
 // handleRestartRelease lets go the phones that have not sent their slip

@@ -308,7 +308,7 @@ func TestTemplatesMatchTheNoticeFields(t *testing.T) {
 				keys = append(keys, key)
 			}
 			slices.Sort(keys)
-			want := slices.Sorted(slices.Values(tally.NoticeFields))
+			want := slices.Sorted(slices.Values(tally.NoticeFields()))
 			if !slices.Equal(keys, want) {
 				t.Errorf("template %s %s = %v; want %v", lang, part, keys, want)
 			}

@@ -258,7 +258,7 @@ func buildPage(spec pageSpec, as assets) preparedPage {
 		}
 		d := pageData{Lang: l, Catalogue: cat, Languages: names}
 		if spec.notices {
-			d.Fields, d.Short, d.Labels = tally.NoticeFields, shortNotice, labels
+			d.Fields, d.Short, d.Labels = tally.NoticeFields(), shortNotice, labels
 		}
 		js, _ := json.Marshal(d) // escapes <, > and &: safe inside <script>
 		b := translatePage(bytes.Replace(src, langAttr, []byte(`<html lang="`+l+`"`), 1), catalogueOf(l))

@@ -111,7 +111,7 @@ func (s *Store) load(ctx context.Context) error {
 func (s *Store) loadRound(ctx context.Context, tx *sql.Tx) error {
 	var r Round
 	var opened string
-	err := tx.QueryRowContext(ctx, `SELECT id, purpose, notice, notice_hash, lang, series, mode, headcount, opened_at FROM rounds ORDER BY id DESC LIMIT 1`).
+	err := tx.QueryRowContext(ctx, `SELECT id, purpose, notice, notice_hash, template, series, mode, headcount, opened_at FROM rounds ORDER BY id DESC LIMIT 1`).
 		Scan(&r.ID, &r.Purpose, &r.Notice, &r.NoticeHash, &r.Template, &r.Series, &r.Mode, &s.mem.headcount, &opened)
 	if err != nil {
 		return err

@@ -7,7 +7,7 @@ import (
 )
 
 // schemaVersion is the PRAGMA user_version that schema.sql describes.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // migrations[v] brings a database at user_version v to v+1. A lecturer may
 // already have a database file from an earlier version of the kiosk, with
@@ -38,6 +38,9 @@ var migrations = []string{
 	DELETE FROM meta WHERE key = 'kiosk_key';`,
 	// 2 → 3: lecturer browser sessions (sessions.go).
 	lecturerSessionsTable,
+	// 3 → 4: the column that holds the language tag of a round's notice
+	// template is named for what it holds.
+	`ALTER TABLE rounds RENAME COLUMN lang TO template;`,
 }
 
 // migrate brings the database in tx to schemaVersion. A new database gets

@@ -195,6 +195,7 @@ func TestMigrationForgetsChoices(t *testing.T) {
 		INSERT INTO phones (device) VALUES (x'00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff');
 		INSERT INTO paper (round, consents, refusals) VALUES (?, 0, 1);
 		INSERT OR REPLACE INTO meta (key, value) VALUES ('kiosk_key', ?);
+		ALTER TABLE rounds RENAME COLUMN template TO lang;
 		PRAGMA user_version = 1;`, round, oldKey)
 	db.Close()
 	if err != nil {

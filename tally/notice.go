@@ -26,10 +26,13 @@ const (
 	ModeLecturerOnly Mode = "lecturer-only"
 )
 
-// NoticeFields are the fields a structured notice may have, in the order a
-// notice is shown: what R4 says people must be told before they choose. The
-// templates in static/templates fill each of them.
-var NoticeFields = []string{
+// NoticeFields returns the fields a structured notice may have, in the
+// order a notice is shown: what R4 says people must be told before they
+// choose. The templates in static/templates fill each of them. Each call
+// returns a copy, so no caller can change what the store accepts.
+func NoticeFields() []string { return slices.Clone(noticeFields) }
+
+var noticeFields = []string{
 	"course", "purpose", "recorded", "camera", "storage", "sharing", "retention",
 	"publication", "access", "legal_basis", "controller", "contact", "questions",
 }
@@ -79,8 +82,8 @@ func (spec RoundSpec) normalize() (RoundSpec, error) {
 		}
 		out.Fields = map[string]string{}
 		for k, v := range spec.Fields {
-			if !slices.Contains(NoticeFields, k) {
-				return out, fmt.Errorf("%w: unknown notice field %q; the fields are %s", ErrInvalid, k, strings.Join(NoticeFields, ", "))
+			if !slices.Contains(noticeFields, k) {
+				return out, fmt.Errorf("%w: unknown notice field %q; the fields are %s", ErrInvalid, k, strings.Join(noticeFields, ", "))
 			}
 			if v = strings.TrimSpace(v); v != "" {
 				out.Fields[k] = v

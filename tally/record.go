@@ -94,7 +94,7 @@ func (s *Store) Record(ctx context.Context, round int64) ([]RoundRecord, error) 
 func (s *Store) readRecord(ctx context.Context, tx *sql.Tx, round int64) ([]RoundRecord, error) {
 	// A round without a purpose is the empty one a new kiosk starts with:
 	// nobody was asked anything, and slips need a purpose.
-	q := `SELECT id, purpose, notice, notice_hash, lang, series, mode, opened_at, closed_at, headcount, received, paper, outcome FROM rounds WHERE purpose != ''`
+	q := `SELECT id, purpose, notice, notice_hash, template, series, mode, opened_at, closed_at, headcount, received, paper, outcome FROM rounds WHERE purpose != ''`
 	args := []any{}
 	if round != 0 {
 		q += ` AND id = ?`

@@ -681,3 +681,31 @@ func TestRecordShowsHeadcountChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateRenamesTemplateColumn opens a database of schema 3, whose
+// rounds kept the notice's template in a column named lang: the current
+// round and the record keep their template.
+func TestMigrateRenamesTemplateColumn(t *testing.T) {
+	ctx := context.Background()
+	clk := newTestClock()
+	path := filepath.Join(t.TempDir(), "kiosk.db")
+	s := openAt(t, path, clk)
+	must[Round](t)(s.NewRound(ctx, RoundSpec{Purpose: "Lecture video", Template: "nb"}))
+	_, err := s.DB().Exec(`ALTER TABLE rounds RENAME COLUMN template TO lang; PRAGMA user_version = 3`)
+	mustDo(t, err)
+	s.Close()
+
+	s = openAt(t, path, clk)
+	if got := s.State().Round.Template; got != "nb" {
+		t.Errorf("current round's template after migrating = %q; want nb", got)
+	}
+	recs := must[[]RoundRecord](t)(s.Record(ctx, 0))
+	if len(recs) == 0 || recs[len(recs)-1].Template != "nb" {
+		t.Errorf("record after migrating = %+v; want the round with template nb", recs)
+	}
+	var v int
+	mustDo(t, s.DB().QueryRow(`PRAGMA user_version`).Scan(&v))
+	if v != schemaVersion {
+		t.Errorf("user_version = %d; want %d", v, schemaVersion)
+	}
+}

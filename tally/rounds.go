@@ -316,7 +316,7 @@ func (s *Store) insertRound(ctx context.Context, tx *sql.Tx, spec RoundSpec, hea
 	now := s.now().UTC()
 	notice := spec.canonicalNotice()
 	hash := noticeHash(spec.Purpose, notice, spec.Mode)
-	res, err := tx.ExecContext(ctx, `INSERT INTO rounds (purpose, notice, notice_hash, lang, series, mode, headcount, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	res, err := tx.ExecContext(ctx, `INSERT INTO rounds (purpose, notice, notice_hash, template, series, mode, headcount, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		spec.Purpose, notice, hash, spec.Template, spec.Series, spec.Mode, headcount, now.Format(stampFormat))
 	if err != nil {
 		return Round{}, err

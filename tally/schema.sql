@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS rounds (
 	opened_at   TEXT NOT NULL,
 	closed_at   TEXT,
 	mode        TEXT NOT NULL DEFAULT 'room',
-	lang        TEXT NOT NULL DEFAULT '',
+	template    TEXT NOT NULL DEFAULT '',
 	series      TEXT NOT NULL DEFAULT '',
 	received    INTEGER,
 	outcome     TEXT,

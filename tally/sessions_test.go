@@ -55,7 +55,7 @@ func TestMigrateAddsLecturerSessions(t *testing.T) {
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "kiosk.db")
 	s := openAt(t, path, clk)
-	_, err := s.DB().Exec(`DROP TABLE lecturer_sessions; PRAGMA user_version = 1`)
+	_, err := s.DB().Exec(`DROP TABLE lecturer_sessions; ALTER TABLE rounds RENAME COLUMN template TO lang; PRAGMA user_version = 1`)
 	mustDo(t, err)
 	s.Close()
 

@@ -480,3 +480,17 @@ func BenchmarkFirstSlip(b *testing.B) {
 		must[Slip](b)(s.Cast(ctx, phone(i), ChoiceConsent, 0))
 	}
 }
+
+// TestNoticeFieldsCannotBeChanged: what a caller does with the list of
+// notice fields does not change the fields the store accepts.
+func TestNoticeFieldsCannotBeChanged(t *testing.T) {
+	f := NoticeFields()
+	first := f[0]
+	f[0] = "made_up"
+	if got := NoticeFields()[0]; got != first {
+		t.Fatalf("NoticeFields()[0] = %q after a caller changed its copy; want %q", got, first)
+	}
+	if _, err := (RoundSpec{Purpose: "p", Fields: map[string]string{"made_up": "x"}}).normalize(); err == nil {
+		t.Fatal("a field a caller wrote into its copy of the list is accepted")
+	}
+}
