@@ -7,8 +7,6 @@ import (
 	"io"
 	"strings"
 	"time"
-
-	"github.com/consent-kiosk/kiosk/kiosk"
 )
 
 // writeLoginLink writes a new lecturer sign-in link, and its QR code only
@@ -21,7 +19,7 @@ func writeLoginLink(w io.Writer, newLink func() (string, time.Time), qr bool) {
 	fmt.Fprintf(&b, "  Lecturer sign-in link:     %s\n", link)
 	fmt.Fprintf(&b, "                             (works once, until %s; press Enter here for a new one)\n", expires.Local().Format("15:04"))
 	if qr {
-		if code, err := kiosk.TerminalQR(link); err == nil {
+		if code, err := terminalQR(link); err == nil {
 			b.WriteString(code)
 			fmt.Fprintf(&b, "  Scan to sign in on a tablet or phone. Anyone who sees this code can sign in until it is used.\n")
 		}

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/consent-kiosk/kiosk/kiosk"
 )
 
 var loginLinkRE = regexp.MustCompile(`Lecturer sign-in link: +(https?://\S+/lecturer\?login=\S+)`)
@@ -54,7 +52,7 @@ func TestBannerShowsNoLecturerQR(t *testing.T) {
 				t.Errorf("without -lecturer-qr the terminal shows a QR code:\n%s", banner)
 			}
 			if withQR {
-				want, err := kiosk.TerminalQR(loginLinkIn(t, banner))
+				want, err := terminalQR(loginLinkIn(t, banner))
 				if err != nil || !strings.Contains(banner, want) {
 					t.Errorf("with -lecturer-qr the terminal has no QR code of the sign-in link (%v):\n%s", err, banner)
 				}

@@ -113,22 +113,16 @@ func (s *Server) waitForStateOr(w http.ResponseWriter, r *http.Request, others .
 // It has no field for the split between consents and refusals (R6, R7);
 // paper is the total of paper slips, already included in received.
 type stateAnswer struct {
-	Headcount  int             `json:"headcount"`
-	Received   int             `json:"received"`
-	Issued     int             `json:"issued"`
-	Paper      int             `json:"paper"`
-	Unlocked   bool            `json:"unlocked"`
-	Reason     string          `json:"reason,omitempty"`
-	Round      int64           `json:"round"`
-	Version    uint64          `json:"version"`
-	Purpose    string          `json:"purpose"`
-	Notice     json.RawMessage `json:"notice"`
-	NoticeHash string          `json:"notice_hash"`
-	Template   string          `json:"template"`
-	Series     string          `json:"series"`
-	Mode       string          `json:"mode"`
-	Closed     bool            `json:"closed"`
-	Fault      bool            `json:"fault"`
+	Headcount int    `json:"headcount"`
+	Received  int    `json:"received"`
+	Issued    int    `json:"issued"`
+	Paper     int    `json:"paper"`
+	Unlocked  bool   `json:"unlocked"`
+	Reason    string `json:"reason,omitempty"`
+	Round     int64  `json:"round"`
+	Version   uint64 `json:"version"`
+	roundFields
+	Fault bool `json:"fault"`
 	// Missing is the phones that held a slip before a restart and have not
 	// sent it again; PaperMissing the paper slips to enter again since.
 	// While either is above 0 the kiosk is locked, restarted.
@@ -160,9 +154,7 @@ func newStateAnswer(st tally.State) stateAnswer {
 	return stateAnswer{
 		Headcount: st.Headcount, Received: st.Received, Issued: st.Issued, Paper: st.Paper,
 		Unlocked: st.Unlocked, Reason: string(st.Reason), Round: st.Round.ID, Version: st.Version,
-		Purpose: st.Round.Purpose, Notice: noticeJSON(st.Round), NoticeHash: st.Round.NoticeHash,
-		Template: st.Round.Template, Series: st.Round.Series, Mode: string(st.Round.Mode),
-		Closed: st.Closed, Fault: st.Fault,
+		roundFields: newRoundFields(st), Fault: st.Fault,
 		Missing: st.Missing, PaperMissing: st.PaperMissing,
 	}
 }

@@ -117,11 +117,11 @@ func newTallyMessage(st tally.State) tallyMessage {
 		Unlocked: st.Unlocked, Reason: string(st.Reason), Round: st.Round.ID, Version: st.Version}
 }
 
-// roundMessage is the kiosk → phone "round" message: what the phone is asked
-// to consent to (R3, R4). Phones get it after hello and whenever it changes.
-type roundMessage struct {
-	Type       string          `json:"type"`
-	Round      int64           `json:"round"`
+// roundFields is what a round asks consent for, as both the phones' round
+// message and the lecturer's state carry it, so that the two cannot drift
+// apart. The round's ID stays outside: the state puts its version between
+// the ID and these fields, and the bytes on the wire are pinned.
+type roundFields struct {
 	Purpose    string          `json:"purpose"`
 	Notice     json.RawMessage `json:"notice"` // a text, or an object of notice fields
 	NoticeHash string          `json:"notice_hash"`
@@ -131,10 +131,21 @@ type roundMessage struct {
 	Closed     bool            `json:"closed"`
 }
 
+func newRoundFields(st tally.State) roundFields {
+	return roundFields{Purpose: st.Round.Purpose, Notice: noticeJSON(st.Round), NoticeHash: st.Round.NoticeHash,
+		Template: st.Round.Template, Series: st.Round.Series, Mode: string(st.Round.Mode), Closed: st.Closed}
+}
+
+// roundMessage is the kiosk → phone "round" message: what the phone is asked
+// to consent to (R3, R4). Phones get it after hello and whenever it changes.
+type roundMessage struct {
+	Type  string `json:"type"`
+	Round int64  `json:"round"`
+	roundFields
+}
+
 func newRoundMessage(st tally.State) []byte {
-	b, _ := json.Marshal(roundMessage{Type: msgRound, Round: st.Round.ID, Purpose: st.Round.Purpose,
-		Notice: noticeJSON(st.Round), NoticeHash: st.Round.NoticeHash, Template: st.Round.Template,
-		Series: st.Round.Series, Mode: string(st.Round.Mode), Closed: st.Closed})
+	b, _ := json.Marshal(roundMessage{Type: msgRound, Round: st.Round.ID, roundFields: newRoundFields(st)})
 	return b
 }
 
