@@ -35,7 +35,8 @@ func (p *testPhone) collect(typ string) []map[string]any {
 }
 
 // seriesOffered reports whether msgs hold a series message naming a day:
-// every phone hears one after hello, "none" for those without an offer.
+// in a round of a series every phone hears one after hello, "none" for
+// those without an offer.
 func seriesOffered(msgs []map[string]any) bool {
 	return slices.ContainsFunc(msgs, func(m map[string]any) bool { return m["type"] == "series" && m["consented_on"] != "none" })
 }

@@ -149,8 +149,8 @@ func newRoundMessage(st tally.State) []byte {
 	return b
 }
 
-// The kiosk → phone "series" message goes to every phone after hello
-// (seriesFrame): to one that consented earlier in the round's series (R5)
+// The kiosk → phone "series" message goes after hello to every phone in a
+// round of a series, and to none outside one (seriesFrame): to one that consented earlier in the round's series (R5)
 // it names the day, and the page offers to confirm that consent with one
 // tap, which sends an ordinary slip; to any other it says "none". It names
 // no series (the round message does), so that it always fits a sealed

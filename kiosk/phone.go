@@ -84,10 +84,16 @@ func (p *phoneSession) hello(ctx context.Context, m phoneMessage) phoneReply {
 	}
 	p.device, p.joined = m.Device, true
 	st := p.srv.store.State()
-	// Every phone hears a series message of one length, sealed like the
-	// ack: were it sent only to phones with an offer, a listener would
-	// learn from the count of frames who consented before.
-	return phoneReply{frames: [][]byte{newRoundMessage(st), ackFrame(slip), seriesFrame(slip, st)}, tally: true}
+	frames := [][]byte{newRoundMessage(st), ackFrame(slip)}
+	// In a round of a series every phone hears a series message of one
+	// length, sealed like the ack: were it sent only to phones with an
+	// offer, a listener would learn from the count of frames who consented
+	// before. A round outside any series offers nothing to anyone, so no
+	// phone in it hears one, and the count still tells nothing.
+	if st.Round.Series != "" {
+		frames = append(frames, seriesFrame(slip, st))
+	}
+	return phoneReply{frames: frames, tally: true}
 }
 
 // change casts the phone's slip or withdraws the phone.

@@ -108,12 +108,6 @@ func (p *sealedPhone) helloSealed(join string) map[string]any {
 	p.t.Helper()
 	p.sendSealed(fmt.Sprintf(`{"type":"hello","join":%q,"device":%q}`, join, p.device))
 	m, _ := p.answer()
-	if m["type"] == "ack" {
-		// Every phone hears a sealed series message after its ack.
-		if s, _ := p.answer(); s["type"] != "series" {
-			p.t.Fatalf("after the sealed hello's ack: %v; want the series message", s)
-		}
-	}
 	return m
 }
 
@@ -240,5 +234,65 @@ func TestNewPhonesAreRateLimited(t *testing.T) {
 	}
 	if st := k.store.State(); st.Issued != 3 {
 		t.Errorf("issued = %d; want 3", st.Issued)
+	}
+}
+
+// helloFrames says a sealed hello and returns what the kiosk sends up to
+// the tally after it: each frame's type as a listener sees it, with its
+// length on the wire, and the types of the sealed ones once opened.
+func (p *sealedPhone) helloFrames(join string) (wire, opened []string) {
+	p.t.Helper()
+	seq := p.seq + 1
+	p.sendSealed(fmt.Sprintf(`{"type":"hello","join":%q,"device":%q}`, join, p.device))
+	for {
+		raw := p.readRaw()
+		var head struct{ Type string }
+		json.Unmarshal([]byte(raw), &head)
+		wire = append(wire, fmt.Sprintf("%s/%d", head.Type, len(raw)))
+		switch head.Type {
+		case "tally":
+			return wire, opened
+		case "sealed":
+			text, err := p.open[seq].openAnswer(p.t, []byte(raw))
+			if err != nil {
+				p.t.Fatalf("sealed answer to hello does not open: %v", err)
+			}
+			var m struct{ Type string }
+			json.Unmarshal([]byte(text), &m)
+			opened = append(opened, m.Type)
+		}
+	}
+}
+
+// TestHelloFramesTellNothingOfASeries: in a round of a series, a phone that
+// consented earlier and a new one hear after hello the same frames, of the
+// same lengths, a series message among them; in a round outside any series
+// no phone hears one, as there is nothing to offer.
+func TestHelloFramesTellNothingOfASeries(t *testing.T) {
+	k := newTestKiosk(t)
+	round := `{"purpose":"Lecture video for INF100","series":"INF100"}`
+	k.lecturer("POST", "/api/round", round)
+	k.setHeadcount(1)
+	k.newPhone("earlier", k.joinToken()).slip("consent")
+	k.wantUnlock("session 1", 200, "")
+	k.lecturer("POST", "/api/close", `{}`)
+
+	k.lecturer("POST", "/api/round", round)
+	k.setHeadcount(2)
+	join := k.joinToken()
+	earlierWire, earlierOpened := k.newSealedPhone("earlier").helloFrames(join)
+	newWire, newOpened := k.newSealedPhone("new").helloFrames(join)
+	if fmt.Sprint(earlierWire) != fmt.Sprint(newWire) {
+		t.Errorf("after hello a listener sees %v from the phone that consented earlier, %v from a new one; want the same", earlierWire, newWire)
+	}
+	if fmt.Sprint(earlierOpened) != "[ack series]" || fmt.Sprint(newOpened) != "[ack series]" {
+		t.Errorf("sealed answers to hello in a series: %v and %v; want [ack series] for both", earlierOpened, newOpened)
+	}
+
+	k.lecturer("POST", "/api/close", `{}`)
+	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video for enrolled students"}`)
+	k.setHeadcount(1)
+	if _, opened := k.newSealedPhone("outside").helloFrames(k.joinToken()); fmt.Sprint(opened) != "[ack]" {
+		t.Errorf("sealed answers to hello outside a series: %v; want [ack] alone", opened)
 	}
 }

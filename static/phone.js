@@ -433,7 +433,8 @@
 
   function onSeries(m) {
     if (m.round !== round) { return; }
-    // Every phone hears this after hello; "none" means no earlier consent.
+    // Every phone in a round of a series hears this after hello; "none"
+    // means no earlier consent.
     seriesDay = /^\d{4}-\d{2}-\d{2}$/.test(m.consented_on) ? m.consented_on : '';
     renderSeries();
   }
