@@ -106,12 +106,7 @@ func (s *Store) NewRound(ctx context.Context, spec RoundSpec) (Round, error) {
 			return out, nil
 		},
 		write: func(ctx context.Context, tx *sql.Tx, out *outcome) error {
-			if !s.mem.closed {
-				if err := s.endRound(ctx, tx); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM phones`); err != nil {
+			if err := s.endSession(ctx, tx); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = 'closed'`); err != nil {
@@ -191,13 +186,25 @@ func loadSeriesDays(ctx context.Context, tx *sql.Tx, series string) (map[DeviceI
 	return days, rows.Err()
 }
 
+// endSession ends the round, unless the session is closed and so has no
+// round open, and forgets every phone.
+func (s *Store) endSession(ctx context.Context, tx *sql.Tx) error {
+	if !s.mem.closed {
+		if err := s.endRound(ctx, tx); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM phones`)
+	return err
+}
+
 // endRound writes the aggregate record of the current round as it ends
 // (R8): when, the slips received, the outcome and the total of paper slips.
-// If the round belongs to a series and ends
-// with everyone's consent, every phone whose keyed series hash is known is
-// remembered for the series with today's date (R5). Remembering only such
-// rounds means the series memory never holds more than the record already
-// says: that everyone who handed in a slip consented.
+// If the round belongs to a series and ends with everyone's consent, every
+// phone whose keyed series hash is known is remembered for the series with
+// today's date (R5). Remembering only such rounds means the series memory
+// never holds more than the record already says: that everyone who handed
+// in a slip consented.
 func (s *Store) endRound(ctx context.Context, tx *sql.Tx) error {
 	now := s.now()
 	c := s.mem.counts()
@@ -248,15 +255,10 @@ func (s *Store) CloseSession(ctx context.Context) error {
 			return out, nil
 		},
 		write: func(ctx context.Context, tx *sql.Tx, out *outcome) error {
-			if !s.mem.closed {
-				if err := s.endRound(ctx, tx); err != nil {
-					return err
-				}
-			}
-			out.deviceKey = s.newKey()
-			if _, err := tx.ExecContext(ctx, `DELETE FROM phones`); err != nil {
+			if err := s.endSession(ctx, tx); err != nil {
 				return err
 			}
+			out.deviceKey = s.newKey()
 			_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('closed', '1'), ('device_key', ?)`, out.deviceKey)
 			return err
 		},
