@@ -26,6 +26,11 @@ import (
 // pageWait bounds each wait for something to appear on a page.
 const pageWait = 15 * time.Second
 
+// buttonsShown is true once the phone page shows its answer buttons: its
+// script has run and the round is known. Until then they are in the
+// document but invisible, and their hidden attribute tells nothing.
+const buttonsShown = `document.getElementById('choose').className === 'choose'`
+
 var updateScreenshots = flag.Bool("update-screenshots", false, "rewrite the screenshots in docs/screenshots")
 
 func skipOrFail(t *testing.T, format string, args ...any) {
@@ -179,6 +184,16 @@ func (tb *tab) do(steps ...chromedp.Action[chromedp.Void]) {
 func (tb *tab) navigate(u string) {
 	tb.t.Helper()
 	tb.do(chromedp.Navigate(u))
+}
+
+// tap presses the element with the given id as a finger does: at the
+// centre of its box, so it hits only what is painted there. Unlike
+// element.click(), it cannot reach a button that is not shown yet, and it
+// needs no node that a form's redirect may have replaced.
+func (tb *tab) tap(id string) {
+	tb.t.Helper()
+	xy := eval[[]float64](tb, fmt.Sprintf(`(function () { var r = document.getElementById(%q).getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()`, id))
+	tb.do(chromedp.MouseClickXY(xy[0], xy[1]))
 }
 
 // eval evaluates a JavaScript expression in the page. Runtime.evaluate is
@@ -377,7 +392,7 @@ func TestBrowserLecture(t *testing.T) {
 			t.Errorf("%s: <html lang> = %q as served; want %q", p.name, got, langs[i])
 		}
 		cat := catalogue(t, langs[i])
-		p.waitFor("the buttons", `document.getElementById('choose').className === 'choose'`)
+		p.waitFor("the buttons", buttonsShown)
 		p.waitFor("its own language", fmt.Sprintf(`document.getElementById('consent').textContent === %q`, cat["phone.consent"]))
 		p.checkAxe("before a slip")
 		p.checkTargets("before a slip")
@@ -495,7 +510,7 @@ func TestBrowserWithoutWebsockets(t *testing.T) {
 
 	p := newTab(t, browser, "phone over HTTP", axe, tabOptions{lang: "sv", width: 360, height: 740, mobile: true})
 	p.navigate(k.http.URL + "/j/" + k.joinToken())
-	p.waitFor("the buttons", `document.getElementById('choose').className === 'choose'`)
+	p.waitFor("the buttons", buttonsShown)
 	p.waitFor("connected", fmt.Sprintf(`document.getElementById('status').textContent === %q`, sv["phone.connected"]))
 	if p.requested("/api/phone") == 0 {
 		t.Fatal("the phone joined without POST /api/phone; the websocket was meant to be blocked")
@@ -518,8 +533,8 @@ func TestBrowserWithoutWebsockets(t *testing.T) {
 	typed.waitFor("the problem", `!document.getElementById('problem').hidden && document.activeElement.id === 'code'`)
 	typed.checkAxe("wrong code")
 	typed.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('code').value = ''`), chromedp.SendKeys(chromedp.ID("code"), strings.ToLower(code[:3])+" "+code[3:]+"\r"))
-	typed.waitFor("the phone page", `location.pathname.indexOf('/j/') === 0 && document.getElementById('choose').className === 'choose'`)
-	typed.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('consent').click()`))
+	typed.waitFor("the phone page", `location.pathname.indexOf('/j/') === 0 && `+buttonsShown)
+	typed.tap("consent")
 	typed.waitFor("the consent counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, catalogue(t, "nn")["phone.current_consent"]))
 	k.wantUnlock("two phones, one over HTTP, one by typed code", 200, "")
 
@@ -580,13 +595,13 @@ func TestScreenshots(t *testing.T) {
 
 	small := newTab(t, browser, "phone nb 320", axe, tabOptions{lang: "nb", width: 320, height: 568, mobile: true})
 	small.navigate(k.http.URL + "/j/" + join)
-	small.waitFor("the buttons", `document.getElementById('choose').className === 'choose' && document.getElementById('tally-count').textContent !== ''`)
+	small.waitFor("the buttons", buttonsShown+` && document.getElementById('tally-count').textContent !== ''`)
 	save(small, "phone-nb-320x568.png", false)
 
 	for _, l := range []string{"nn", "en"} {
 		p := newTab(t, browser, "phone "+l, axe, tabOptions{lang: l, width: 390, height: 844, mobile: true})
 		p.navigate(k.http.URL + "/j/" + join)
-		p.waitFor("the buttons", `document.getElementById('choose').className === 'choose' && document.getElementById('tally-count').textContent !== ''`)
+		p.waitFor("the buttons", buttonsShown+` && document.getElementById('tally-count').textContent !== ''`)
 		if l == "nn" {
 			p.do(chromedp.Click(chromedp.ID("consent")))
 			p.waitFor("counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, catalogue(t, l)["phone.current_consent"]))

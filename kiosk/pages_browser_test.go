@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -60,7 +62,7 @@ func TestBrowserPhoneFirstScreen(t *testing.T) {
 			name := fmt.Sprintf("phone %s %dx%d", l, size[0], size[1])
 			p := newTab(t, browser, name, axe, tabOptions{lang: l, width: size[0], height: size[1], mobile: true, setup: layoutShiftProbe})
 			p.navigate(k.http.URL + "/j/" + join)
-			p.waitFor("the buttons", `document.getElementById('choose').className === 'choose' && document.getElementById('tally-count').textContent !== ''`)
+			p.waitFor("the buttons", buttonsShown+` && document.getElementById('tally-count').textContent !== ''`)
 			cat := catalogue(t, l)
 			if got := p.text("consent"); got != cat["phone.consent"] {
 				t.Errorf("%s: consent button says %q; want %q", name, got, cat["phone.consent"])
@@ -140,7 +142,7 @@ func TestBrowserPhonePageWeight(t *testing.T) {
 	}
 	p := newTab(t, browser, "phone", "", tabOptions{lang: "nb", width: 360, height: 640, mobile: true, events: listen})
 	p.navigate(k.http.URL + "/j/" + k.joinToken())
-	p.waitFor("the buttons", `document.getElementById('choose').className === 'choose'`)
+	p.waitFor("the buttons", buttonsShown)
 	p.waitFor("everything loaded", `document.readyState === 'complete'`)
 	mu.Lock()
 	var total float64
@@ -169,7 +171,7 @@ func TestBrowserPhonePageWeight(t *testing.T) {
 
 	// A second visit: the versioned scripts and style come from the cache.
 	p.navigate(k.http.URL + "/j/" + k.joinToken())
-	p.waitFor("the buttons again", `document.getElementById('choose').className === 'choose'`)
+	p.waitFor("the buttons again", buttonsShown)
 	mu.Lock()
 	defer mu.Unlock()
 	for _, f := range []string{"phone.js", "seal.js", "common.js", "kiosk.css"} {
@@ -301,7 +303,7 @@ func TestBrowserStatesSayOneThing(t *testing.T) {
 	proj.navigate(k.http.URL + "/")
 	phone := newTab(t, browser, "phone", axe, tabOptions{lang: "en", width: 360, height: 640, mobile: true})
 	phone.navigate(k.http.URL + "/j/" + join)
-	phone.waitFor("the buttons", `document.getElementById('choose').className === 'choose'`)
+	phone.waitFor("the buttons", buttonsShown)
 	phone.do(chromedp.Click(chromedp.ID("consent")))
 	en := catalogue(t, "en")
 	proj.waitFor("ready", fmt.Sprintf(`document.getElementById('banner-reason').textContent === %q`, en["proj.reason.ready"]))
@@ -333,7 +335,7 @@ func TestBrowserStatesSayOneThing(t *testing.T) {
 	// Closed: nothing is collected, nothing may be recorded; the phone
 	// shows no tally that says otherwise, the projector invites no scan.
 	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video"}`)
-	phone.waitFor("asked again", `document.getElementById('choose').className === 'choose'`)
+	phone.waitFor("asked again", buttonsShown)
 	phone.do(chromedp.Click(chromedp.ID("consent")))
 	phone.waitFor("counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_consent"]))
 	k.lecturer("POST", "/api/close", `{}`)
@@ -460,4 +462,74 @@ func TestBrowserConsoleFillsItsTemplatesLate(t *testing.T) {
 	signIn.navigate(k.loginLink())
 	signIn.waitFor("signed in", `location.pathname === '/console'`)
 	con.waitFor("the templates", `document.getElementById('template-select').options.length > 0 && document.getElementById('auth-problem').hidden`)
+}
+
+// TestBrowserButtonsShowWhenATapCounts: until the page's script has run and
+// the round is known, the answer buttons are on the page but invisible, so
+// a finger that lands where they will be taps nothing; from the moment they
+// show, a tap counts, even before the page says it is connected. (A
+// script's element.click() is not a finger: it reaches an invisible button
+// whose handler is not yet set, and is lost.)
+func TestBrowserButtonsShowWhenATapCounts(t *testing.T) {
+	browser := startChromium(t)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseScript := func() { releaseOnce.Do(func() { close(release) }) }
+	holdScript := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/phone.js") {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	k := startKioskBehind(t, filepath.Join(t.TempDir(), "kiosk.db"), holdScript)
+	t.Cleanup(releaseScript) // before the kiosk's server closes
+	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video"}`)
+	k.setHeadcount(1)
+	en := catalogue(t, "en")
+
+	p := newTab(t, browser, "phone whose script is slow", "", tabOptions{lang: "en", width: 360, height: 640, mobile: true})
+	// Page.navigate, not chromedp.Navigate: the load event waits for the
+	// held script.
+	p.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: k.http.URL + "/j/" + k.joinToken()})
+		return err
+	}))
+	// Nothing is painted before the stylesheet is in, so a finger has
+	// nothing to land on before then.
+	p.waitFor("the buttons and the stylesheet", `document.getElementById('refuse') !== null && document.querySelector('link[rel=stylesheet]').sheet !== null`)
+	// fingerHits: a finger on a button's centre hits it only if the button
+	// is what is painted there.
+	fingerHits := `(function () {
+		var hit = {};
+		['consent', 'refuse'].forEach(function (id) {
+			var b = document.getElementById(id), r = b.getBoundingClientRect();
+			hit[id] = r.width > 0 && b.contains(document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2));
+		});
+		return hit;
+	})()`
+	if hit := eval[map[string]bool](p, fingerHits); hit["consent"] || hit["refuse"] {
+		t.Fatalf("before the page's script ran, a finger on the buttons hits them (%v): the tap would be lost", hit)
+	}
+	p.tap("consent")
+
+	releaseScript()
+	p.waitFor("the buttons shown", buttonsShown)
+	if hit := eval[map[string]bool](p, fingerHits); !hit["consent"] || !hit["refuse"] {
+		t.Fatalf("the buttons show, but a finger on them misses (%v)", hit)
+	}
+	if st := k.store.State(); st.Received != 0 {
+		t.Fatalf("received = %d after a tap where no button showed; want 0", st.Received)
+	}
+	p.tap("consent") // at once, without waiting for "Connected."
+	p.waitFor("the consent counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_consent"]))
+	if st := k.store.State(); st.Received != 1 || !st.Unlocked {
+		t.Fatalf("after the first tap on shown buttons: received %d, unlocked %v; want 1, true", st.Received, st.Unlocked)
+	}
+	p.checkClean(k.http.URL)
 }

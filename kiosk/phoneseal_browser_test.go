@@ -58,7 +58,7 @@ func TestBrowserPhoneFallbackSeals(t *testing.T) {
 		mu.Unlock()
 	}})
 	p.navigate(k.http.URL + "/j/" + k.joinToken())
-	p.waitFor("the buttons", `document.getElementById('choose').className === 'choose'`)
+	p.waitFor("the buttons", buttonsShown)
 	p.do(chromedp.Click(chromedp.ID("consent")))
 	waitState(t, k, func(st tally.State) bool { return st.Unlocked })
 	want := eval[string](p, `Kiosk.t('phone.current_consent')`)

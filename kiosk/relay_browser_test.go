@@ -82,7 +82,7 @@ func TestBrowserPhoneThroughRelay(t *testing.T) {
 
 	p := newTab(t, browser, "phone through the relay", axe, tabOptions{lang: "en", width: 360, height: 740, mobile: true})
 	p.navigate(join)
-	p.waitFor("the buttons", `!document.getElementById('choose').hidden`)
+	p.waitFor("the buttons", buttonsShown)
 	p.waitFor("connected", fmt.Sprintf(`document.getElementById('status').textContent === %q`, en["phone.connected"]))
 	prefix := "/r/" + relay.RoomID(link.Key)
 	if p.requested(prefix+"/ws") == 0 {
@@ -95,21 +95,20 @@ func TestBrowserPhoneThroughRelay(t *testing.T) {
 	typed := newTab(t, browser, "phone typing the code through the relay", axe, tabOptions{lang: "en", width: 360, height: 740, mobile: true})
 	typed.navigate(strings.TrimSuffix(join, join[strings.LastIndex(join, "/j/"):]) + "/k")
 	typed.do(chromedp.SendKeys(chromedp.ID("code"), srv.join.currentCode()+"\r"))
-	typed.waitFor("the phone page in the room", fmt.Sprintf(`location.pathname.indexOf(%q) === 0 && !document.getElementById('choose').hidden`, prefix+"/j/"))
-	typed.waitFor("connected", fmt.Sprintf(`document.getElementById('status').textContent === %q`, en["phone.connected"]))
-	// The form's redirect replaced the document behind chromedp's back: a
-	// node it looked up may be of the old one, so the page clicks itself.
-	typed.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('consent').click()`))
+	// The buttons show once the round is known; the tap goes at once, as a
+	// student's does, whether or not the page says "Connected." yet.
+	typed.waitFor("the buttons in the room", fmt.Sprintf(`location.pathname.indexOf(%q) === 0 && `, prefix+"/j/")+buttonsShown)
+	typed.tap("consent")
 	typed.waitFor("the consent counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_consent"]))
 	if !store.State().Unlocked {
 		t.Fatalf("both consented through the relay: state %+v; want unlocked", store.State())
 	}
-	typed.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('refuse').click()`))
+	typed.tap("refuse")
 	typed.waitFor("the refusal counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_refuse"]))
 	if st := store.State(); st.Unlocked || st.Reason != tally.ReasonRefused {
 		t.Fatalf("after a change of mind: state %+v; want locked, refused", st)
 	}
-	typed.do(chromedp.Evaluate[chromedp.Void](`document.getElementById('consent').click()`))
+	typed.tap("consent")
 	typed.waitFor("consent again", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_consent"]))
 
 	// The relay dies: locked at once. It comes back on its address: both

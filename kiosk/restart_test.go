@@ -239,7 +239,7 @@ func TestBrowserPhoneReportsAfterRestart(t *testing.T) {
 	k.setHeadcount(1)
 	phone := newTab(t, browser, "phone", "", tabOptions{lang: "en", width: 360, height: 740, mobile: true})
 	phone.navigate(k.http.URL + "/j/" + k.joinToken())
-	phone.waitFor("the buttons", `!document.getElementById('choose').hidden`)
+	phone.waitFor("the buttons", buttonsShown)
 	phone.do(chromedp.Click(chromedp.ID("consent")))
 	waitState(t, k, func(st tally.State) bool { return st.Unlocked })
 
@@ -351,7 +351,7 @@ func TestBrowserConsoleSurvivesRestart(t *testing.T) {
 	con.waitFor("the console", `location.pathname === '/console' && document.getElementById('count-line').textContent !== ''`)
 	phone := newTab(t, browser, "phone", "", tabOptions{lang: "en", width: 360, height: 740, mobile: true})
 	phone.navigate(k.http.URL + "/j/" + k.joinToken())
-	phone.waitFor("the buttons", `!document.getElementById('choose').hidden`)
+	phone.waitFor("the buttons", buttonsShown)
 	phone.do(chromedp.Click(chromedp.ID("consent")))
 	con.waitFor("ready", fmt.Sprintf(`document.getElementById('banner-reason').textContent === %q`, en["proj.reason.ready"]))
 
