@@ -22,6 +22,24 @@ func (s *Store) writeDrops(ctx context.Context, tx *sql.Tx) (*overlay, error) {
 	return o, nil
 }
 
+// commitDrops deletes the rows of phones that no longer hold a slip and,
+// in the same transaction, ends the open unlocked interval for why;
+// lockedAfter keeps the kiosk locked once it is written.
+func (s *Store) commitDrops(ctx context.Context, why string, lockedAfter bool) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	dropped, err := s.writeDrops(ctx, tx)
+	if err != nil {
+		return err
+	}
+	out := s.mem.keep()
+	out.phones, out.endWhy, out.lockedAfter = dropped, why, lockedAfter
+	return s.finish(ctx, tx, &out, false)
+}
+
 // flush writes what in-memory changes left to write, and then publishes:
 // an unlock shows only once the record has it. It never waits for a file
 // another process holds; it returns false, to be tried again soon.
@@ -35,16 +53,7 @@ func (s *Store) flush() bool {
 		return true
 	}
 	defer s.db.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMS))
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err == nil {
-		defer tx.Rollback()
-		var dropped *overlay
-		if dropped, err = s.writeDrops(ctx, tx); err == nil {
-			out := s.mem.keep()
-			out.phones, out.endWhy = dropped, EndSlipChanged
-			err = s.finish(ctx, tx, &out, false)
-		}
-	}
+	err := s.commitDrops(ctx, EndSlipChanged, false)
 	if isBusy(err) {
 		return false
 	}

@@ -246,18 +246,7 @@ func (s *Store) endOnStop() {
 	if s.mem.fault {
 		return
 	}
-	ctx := context.Background()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err == nil {
-		defer tx.Rollback()
-		var dropped *overlay
-		if dropped, err = s.writeDrops(ctx, tx); err == nil {
-			out := s.mem.keep()
-			out.phones, out.endWhy, out.lockedAfter = dropped, EndStopped, true
-			err = s.finish(ctx, tx, &out, false)
-		}
-	}
-	if err != nil {
+	if err := s.commitDrops(context.Background(), EndStopped, true); err != nil {
 		s.log.Error("could not record the end of the session's last changes; the next start waits for the phones and the record says the interval was interrupted", "err", err)
 	}
 }
