@@ -14,6 +14,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/consent-kiosk/kiosk/static"
 	"github.com/consent-kiosk/kiosk/tally"
@@ -74,7 +75,12 @@ func (a *asset) serve(w http.ResponseWriter, r *http.Request, cacheControl strin
 		h.Set("Content-Encoding", "gzip")
 		body = a.gz
 	}
-	h.Set("Content-Length", fmt.Sprint(len(body)))
+	writeBody(w, r, body)
+}
+
+// writeBody ends a 200 answer with body (only its length for HEAD).
+func writeBody(w http.ResponseWriter, r *http.Request, body []byte) {
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(body)
@@ -159,6 +165,11 @@ type pageSpec struct {
 	name     string
 	prefixes []string
 	notices  bool
+	// round: the page carries the current round message when the join
+	// token in its address is valid, so that a phone shows the notice and
+	// its buttons without waiting for its connection (a tap made before
+	// then is sent once the connection is up).
+	round bool
 }
 
 // pageData is inlined in each page as JSON, so that the page can draw
@@ -304,8 +315,53 @@ func (s *Server) servePage(spec pageSpec) http.HandlerFunc {
 		h := w.Header()
 		h.Set("Content-Language", lang)
 		h.Add("Vary", "Accept-Language, Cookie")
+		if spec.round {
+			if m := s.roundForPage(r); m != nil {
+				p[lang].serveWithRound(w, r, m)
+				return
+			}
+		}
 		// no-store: a page is small, and the phone page's address holds a
 		// join token that must not linger in a cache.
 		p[lang].serve(w, r, "no-store")
 	}
+}
+
+// roundForPage is the round message a phone page carries, or nil when
+// the token in its address is not valid now: a photo of an old QR code
+// shows no notice, and its phone learns why when it says hello.
+func (s *Server) roundForPage(r *http.Request) []byte {
+	if s.join.verify(r.PathValue("token")) != nil {
+		return nil
+	}
+	return newRoundMessage(s.store.State())
+}
+
+// pageGzip holds gzip writers for the pages made per request: a writer
+// costs some 800 KB to make, and a hall loads its pages together.
+var pageGzip = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return zw
+}}
+
+// serveWithRound writes the page with the round message m inlined. It
+// is made for this request, so it has no ETag and is never stored.
+func (a *asset) serveWithRound(w http.ResponseWriter, r *http.Request, m []byte) {
+	// m is json.Marshal's, which escapes <, > and &: safe inside <script>.
+	body := bytes.Replace(a.plain, []byte("</head>"), fmt.Appendf(nil, `<script id="kiosk-round" type="application/json">%s</script>`+"\n</head>", m), 1)
+	h := w.Header()
+	h.Set("Content-Type", a.ctype)
+	h.Set("Cache-Control", "no-store")
+	h.Add("Vary", "Accept-Encoding")
+	if acceptsGzip(r) {
+		var buf bytes.Buffer
+		zw := pageGzip.Get().(*gzip.Writer)
+		zw.Reset(&buf)
+		zw.Write(body)
+		zw.Close()
+		pageGzip.Put(zw)
+		h.Set("Content-Encoding", "gzip")
+		body = buf.Bytes()
+	}
+	writeBody(w, r, body)
 }

@@ -464,36 +464,47 @@ func TestBrowserConsoleFillsItsTemplatesLate(t *testing.T) {
 	con.waitFor("the templates", `document.getElementById('template-select').options.length > 0 && document.getElementById('auth-problem').hidden`)
 }
 
-// TestBrowserButtonsShowWhenATapCounts: until the page's script has run and
-// the round is known, the answer buttons are on the page but invisible, so
-// a finger that lands where they will be taps nothing; from the moment they
-// show, a tap counts, even before the page says it is connected. (A
-// script's element.click() is not a finger: it reaches an invisible button
-// whose handler is not yet set, and is lost.)
+// TestBrowserButtonsShowWhenATapCounts: until the page's script has run,
+// the answer buttons are on the page but invisible, so a finger that lands
+// where they will be taps nothing. Then they show from the round the page
+// carries, before the connection is up; a tap made then waits for it and
+// counts once it is. (A script's element.click() is not a finger: it
+// reaches an invisible button whose handler is not yet set, and is lost.)
 func TestBrowserButtonsShowWhenATapCounts(t *testing.T) {
 	browser := startChromium(t)
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	releaseScript := func() { releaseOnce.Do(func() { close(release) }) }
-	holdScript := func(h http.Handler) http.Handler {
+	// gate holds back every request whose path ends in one of its
+	// suffixes until it is opened.
+	type gate struct {
+		suffixes []string
+		open     chan struct{}
+		once     sync.Once
+	}
+	script := &gate{suffixes: []string{"/phone.js"}, open: make(chan struct{})}
+	connection := &gate{suffixes: []string{"/ws", "/api/phone"}, open: make(chan struct{})}
+	release := func(g *gate) { g.once.Do(func() { close(g.open) }) }
+	hold := func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasSuffix(r.URL.Path, "/phone.js") {
-				select {
-				case <-release:
-				case <-r.Context().Done():
-					return
+			for _, g := range []*gate{script, connection} {
+				for _, suffix := range g.suffixes {
+					if strings.HasSuffix(r.URL.Path, suffix) {
+						select {
+						case <-g.open:
+						case <-r.Context().Done():
+							return
+						}
+					}
 				}
 			}
 			h.ServeHTTP(w, r)
 		})
 	}
-	k := startKioskBehind(t, filepath.Join(t.TempDir(), "kiosk.db"), holdScript)
-	t.Cleanup(releaseScript) // before the kiosk's server closes
+	k := startKioskBehind(t, filepath.Join(t.TempDir(), "kiosk.db"), hold)
+	t.Cleanup(func() { release(script); release(connection) }) // before the kiosk's server closes
 	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video"}`)
 	k.setHeadcount(1)
 	en := catalogue(t, "en")
 
-	p := newTab(t, browser, "phone whose script is slow", "", tabOptions{lang: "en", width: 360, height: 640, mobile: true})
+	p := newTab(t, browser, "phone on a slow network", "", tabOptions{lang: "en", width: 360, height: 640, mobile: true})
 	// Page.navigate, not chromedp.Navigate: the load event waits for the
 	// held script.
 	p.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
@@ -518,18 +529,23 @@ func TestBrowserButtonsShowWhenATapCounts(t *testing.T) {
 	}
 	p.tap("consent")
 
-	releaseScript()
-	p.waitFor("the buttons shown", buttonsShown)
+	release(script)
+	p.waitFor("the buttons shown before the connection", buttonsShown+fmt.Sprintf(` && document.getElementById('purpose').textContent === 'Lecture video' && document.getElementById('status').textContent === %q`, en["phone.connecting"]))
 	if hit := eval[map[string]bool](p, fingerHits); !hit["consent"] || !hit["refuse"] {
 		t.Fatalf("the buttons show, but a finger on them misses (%v)", hit)
 	}
 	if st := k.store.State(); st.Received != 0 {
 		t.Fatalf("received = %d after a tap where no button showed; want 0", st.Received)
 	}
-	p.tap("consent") // at once, without waiting for "Connected."
+	p.tap("consent")
+	p.waitFor("the answer waiting", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.queued"]))
+	if st := k.store.State(); st.Received != 0 {
+		t.Fatalf("received = %d before the phone could connect; want 0", st.Received)
+	}
+	release(connection)
 	p.waitFor("the consent counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_consent"]))
 	if st := k.store.State(); st.Received != 1 || !st.Unlocked {
-		t.Fatalf("after the first tap on shown buttons: received %d, unlocked %v; want 1, true", st.Received, st.Unlocked)
+		t.Fatalf("after the tap made while connecting: received %d, unlocked %v; want 1, true", st.Received, st.Unlocked)
 	}
 	p.checkClean(k.http.URL)
 }

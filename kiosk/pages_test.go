@@ -2,11 +2,13 @@ package kiosk
 
 import (
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/consent-kiosk/kiosk/static"
 )
@@ -72,6 +74,69 @@ func TestStaticServing(t *testing.T) {
 	for _, p := range []string{"/static/", "/static/i18n/", "/static/phone.html", "/static/nope.js"} {
 		if r := get(p, nil); r.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s = %d; want 404", p, r.StatusCode)
+		}
+	}
+}
+
+// TestPhonePageCarriesTheRound: the phone page of a valid join token
+// carries the current round, so that its notice and buttons show before
+// the connection is up; the page of a token that is not valid now carries
+// none, so that a photo of an old QR code does not show the notice.
+func TestPhonePageCarriesTheRound(t *testing.T) {
+	k := newTestKiosk(t)
+	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video </script><b>&"}`)
+	page := func(token string, gzipped bool) (string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", k.http.URL+"/j/"+token, nil)
+		if gzipped {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body io.Reader = resp.Body
+		if gzipped {
+			if resp.Header.Get("Content-Encoding") != "gzip" {
+				t.Fatalf("the phone page of %q, asked with gzip: %v; want gzip", token, resp.Header)
+			}
+			if body, err = gzip.NewReader(resp.Body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := io.ReadAll(body)
+		if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("the phone page of %q: %d %v, %v; want 200, no-store", token, resp.StatusCode, resp.Header, err)
+		}
+		return string(b), resp.Header
+	}
+	roundIn := regexp.MustCompile(`<script id="kiosk-round" type="application/json">([^<]*)</script>`)
+	valid := k.joinToken()
+	for _, gzipped := range []bool{false, true} {
+		html, hdr := page(valid, gzipped)
+		m := roundIn.FindStringSubmatch(html)
+		if m == nil {
+			t.Fatalf("the phone page of a valid token (gzip %v) carries no round", gzipped)
+		}
+		var round struct {
+			Type    string `json:"type"`
+			Round   int64  `json:"round"`
+			Purpose string `json:"purpose"`
+		}
+		if err := json.Unmarshal([]byte(m[1]), &round); err != nil || round.Type != "round" || round.Round != k.store.State().Round.ID || round.Purpose != "Lecture video </script><b>&" {
+			t.Errorf("the round the page carries: %+v, %v; want the current round and its purpose", round, err)
+		}
+		if hdr.Get("ETag") != "" {
+			t.Errorf("a page made for one request has ETag %q; want none", hdr.Get("ETag"))
+		}
+	}
+
+	k.clock.Advance(time.Hour)
+	for _, token := range []string{valid, "not-a-token"} {
+		html, _ := page(token, true)
+		if strings.Contains(html, "kiosk-round") || strings.Contains(html, "Lecture video") {
+			t.Errorf("the phone page of %q, not valid now, shows the round", token)
 		}
 	}
 }

@@ -247,7 +247,7 @@ func (s *Server) routes() http.Handler {
 	// Pages and phones.
 	mux.HandleFunc("GET /{$}", s.servePage(pageSpec{name: "projector.html", prefixes: projectorPage}))
 	mux.HandleFunc("GET /console", s.servePage(pageSpec{name: "console.html", prefixes: lecturerPage}))
-	mux.HandleFunc("GET /j/{token}", s.servePage(pageSpec{name: "phone.html", prefixes: []string{"common.", "phone."}, notices: true}))
+	mux.HandleFunc("GET /j/{token}", s.servePage(pageSpec{name: "phone.html", prefixes: []string{"common.", "phone."}, notices: true, round: true}))
 	mux.HandleFunc("GET /k", s.servePage(pageSpec{name: "join.html", prefixes: []string{"common.", "join."}}))
 	mux.HandleFunc("POST /k", s.handleCode)
 	mux.HandleFunc("GET /record", s.servePage(pageSpec{name: "record.html", prefixes: []string{"common.", "rec.", "phone.all_must", "phone.anonymous", "phone.withdraw", "phone.no_consequence"}, notices: true}))

@@ -556,5 +556,12 @@
   };
 
   K.initSwitcher(renderSeries);
+  // The page may carry the round as the kiosk had it when it served the
+  // page: the notice and the buttons show while the connection is still
+  // being made, a round or more sooner on a slow network, and a tap waits
+  // for the connection. The round that answers hello has the last word.
+  var served = null;
+  try { served = JSON.parse($('kiosk-round').textContent); } catch (e) { served = null; }
+  if (served && served.type === 'round') { onRound(served); }
   connect();
 })();
