@@ -39,12 +39,11 @@ func (m *memState) keep() outcome { return outcome{roundState: m.roundState} }
 // phones are in the session then. Whether phones reach the kiosk is read
 // as it is now: SetUnreachable sets it before its change runs.
 func (s *Store) countsAfter(out *outcome) (Counts, int) {
-	m := memState{roundState: out.roundState, hall: s.mem.hall, fault: s.mem.fault}
+	m := memState{roundState: out.roundState, hall: s.mem.hall, fault: s.mem.fault, unreachable: s.mem.unreachable}
 	if out.hall != nil {
 		m.hall = *out.hall
 	}
 	c, issued := m.counts(), len(m.phones)
-	c.Unreachable = s.unreachable.Load()
 	if o := out.phones; o != nil {
 		c.Consents, c.Refusals, c.Missing, issued = o.consents, o.refusals, o.missing, o.issued
 	}

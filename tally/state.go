@@ -3,6 +3,7 @@ package tally
 import (
 	"crypto/sha256"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -125,6 +126,10 @@ type memState struct {
 	roundState
 	hall
 	fault bool
+	// unreachable is the Store's flag that phones have lost their way to
+	// the kiosk (SetUnreachable): it changes outside the writer, and every
+	// count the rule reads must see it, so counts reads it here.
+	unreachable *atomic.Bool
 	// iv is the unlocked interval of the current round as the database
 	// has it.
 	iv interval
@@ -188,5 +193,6 @@ func (m *memState) counts() Counts {
 		Missing: len(m.missing), PaperMissing: m.paperMissing,
 		LecturerOnly: m.round.Mode == ModeLecturerOnly,
 		Closed:       m.closed, Fault: m.fault,
+		Unreachable: m.unreachable != nil && m.unreachable.Load(),
 	}
 }

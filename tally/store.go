@@ -124,7 +124,8 @@ type Store struct {
 	committing bool
 
 	// unreachable: phones have lost their way to the kiosk (SetUnreachable).
-	// Every state the writer computes reads it, so it needs no queue.
+	// Every count the rule reads has it (memState.counts), so it needs no
+	// queue.
 	unreachable atomic.Bool
 
 	mu      sync.Mutex // guards cur, seq and changed
@@ -186,6 +187,7 @@ func Open(ctx context.Context, path string, opt Options) (*Store, error) {
 		done:       make(chan struct{}),
 		changed:    make(chan struct{}),
 	}
+	s.mem.unreachable = &s.unreachable
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -284,7 +286,6 @@ func (s *Store) publish() {
 // transaction, when those lock the kiosk: locking never waits on the disk,
 // unlocking does.
 func (s *Store) publishCounts(c Counts, issued int) {
-	c.Unreachable = c.Unreachable || s.unreachable.Load()
 	next := State{
 		Round:     s.mem.round,
 		Headcount: c.Headcount,

@@ -9,13 +9,13 @@ import (
 	"time"
 )
 
-// openStore opens a store on a fresh SQLite file in t.TempDir, with a round
-// that has a purpose, and closes it when the test ends. It returns the path
-// so a test can reopen it.
 // testFaultRetry: a store in a test retries a failed commit this often, so
 // that no test waits out the real interval.
 const testFaultRetry = 50 * time.Millisecond
 
+// openStore opens a store on a fresh SQLite file in t.TempDir, with a round
+// that has a purpose, and closes it when the test ends. It returns the path
+// so a test can reopen it.
 func openStore(t testing.TB) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "kiosk.db")
