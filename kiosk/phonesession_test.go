@@ -69,6 +69,7 @@ func TestPhoneSessionSameOverBothTransports(t *testing.T) {
 					t.Errorf("%s: the websocket heard\n\t%s\nthe HTTP fallback\n\t%s", step.name,
 						strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 				}
+				ws.quiet(t, step.name)
 			}
 		})
 	}
@@ -137,15 +138,21 @@ func newScriptWS(t *testing.T, k *testKiosk, device string, sealedRun bool) *scr
 	return p
 }
 
-// quiet reads and drops frames until none has come for longer than the
-// hub holds back a tally, so that news from earlier steps cannot stand in
-// for a tally the next step must send.
-func (p *scriptWS) quiet() {
+// quiet reads frames until none has come for longer than the hub holds
+// back a tally, so that news from the step before cannot stand in for a
+// tally the next step must send. It drops tallies, the hub's news; any
+// other frame is one the websocket sent besides the answers the HTTP
+// fallback gave to the step before, and fails the test.
+func (p *scriptWS) quiet(t *testing.T, after string) {
+	t.Helper()
 	for {
 		select {
-		case _, ok := <-p.frames:
+		case f, ok := <-p.frames:
 			if !ok {
 				return
+			}
+			if messageType([]byte(f)) != msgTally {
+				t.Errorf("after %s, the websocket also heard %s", after, f)
 			}
 		case <-time.After(2 * tallyEvery):
 			return
@@ -160,7 +167,6 @@ func (p *scriptWS) play(t *testing.T, step string, msg map[string]any, want []st
 	t.Helper()
 	if msg["type"] == "hello" {
 		msg["device"] = p.device
-		p.quiet()
 	}
 	b, _ := json.Marshal(msg)
 	frame := string(b)
