@@ -214,27 +214,22 @@ func (c *client) deliver(how replySeal, r phoneReply) {
 // handle lets the phone session act on m, and keeps the connection's
 // seat, lobby place and deadlines in step with it.
 func (c *client) handle(ctx context.Context, m phoneMessage, how replySeal) {
-	if m.Type != msgHello {
-		// Its ack is queued before a lock or unlock it causes goes to
-		// every phone.
-		c.hub.startAnswer()
-		defer c.hub.doneAnswer()
-	}
 	was := c.phone.joined
-	r := c.phone.handle(ctx, m)
-	switch {
-	case !was && c.phone.joined:
-		c.joined.Store(true)
-		c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.pongWait))
-	case was && !c.phone.joined:
-		// The phone left: its socket waits in the lobby again.
-		c.joined.Store(false)
-		c.seat()
-		c.seat = nil
-		c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.helloWait))
-		c.srv.enterLobby(c)
-	}
-	c.deliver(how, r)
+	c.phone.answer(ctx, m, func(r phoneReply) {
+		switch {
+		case !was && c.phone.joined:
+			c.joined.Store(true)
+			c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.pongWait))
+		case was && !c.phone.joined:
+			// The phone left: its socket waits in the lobby again.
+			c.joined.Store(false)
+			c.seat()
+			c.seat = nil
+			c.conn.SetReadDeadline(time.Now().Add(c.srv.limits.helloWait))
+			c.srv.enterLobby(c)
+		}
+		c.deliver(how, r)
+	})
 }
 
 // takeSeat is the websocket's seat for the phone session: taken at the

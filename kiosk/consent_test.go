@@ -330,3 +330,35 @@ func TestTemplatesMatchTheNoticeFields(t *testing.T) {
 		}
 	}
 }
+
+// TestAckComesBeforeTheLockOrUnlockItCauses: the phone whose slip unlocks
+// or locks the kiosk hears its ack before the tally that says so, on the
+// websocket, so that its page never shows "unlocked" beside an answer
+// still being sent. Many turns (as many as the message burst allows), as
+// the order is a race between the phone's session and the hub's fan-out.
+func TestAckComesBeforeTheLockOrUnlockItCauses(t *testing.T) {
+	k := newTestKiosk(t)
+	k.setHeadcount(1)
+	p := k.newPhone("a", k.joinToken())
+	p.expect("tally")
+	for i := range defaultLimits.msgBurst - 2 { // the hello took one
+		choice := []string{"consent", "refuse"}[i%2]
+		p.send(map[string]string{"type": "slip", "choice": choice})
+		p.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			var m map[string]any
+			if err := p.conn.ReadJSON(&m); err != nil {
+				t.Fatal(err)
+			}
+			if m["type"] == "tally" && m["unlocked"] == (choice == "consent") {
+				t.Fatalf("turn %d: the tally that the %s caused (unlocked %v) came before its ack", i, choice, m["unlocked"])
+			}
+			if m["type"] == "error" {
+				t.Fatalf("turn %d: %v", i, m)
+			}
+			if m["type"] == "ack" {
+				break
+			}
+		}
+	}
+}

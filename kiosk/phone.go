@@ -54,6 +54,17 @@ func (s *Server) failed(err error) phoneReply {
 	return phoneReply{frames: [][]byte{errorFrame(err)}, err: err}
 }
 
+// answer acts on m and hands the reply to deliver. The answer to a slip
+// or a leave is delivered before a lock or unlock it causes goes to every
+// phone: the hub holds its fan-out until deliver has returned.
+func (p *phoneSession) answer(ctx context.Context, m phoneMessage, deliver func(phoneReply)) {
+	if m.Type != msgHello {
+		p.srv.hub.startAnswer()
+		defer p.srv.hub.doneAnswer()
+	}
+	deliver(p.handle(ctx, m))
+}
+
 // handle acts on one decoded message.
 func (p *phoneSession) handle(ctx context.Context, m phoneMessage) phoneReply {
 	ctx, cancel := context.WithTimeout(ctx, storeWait)

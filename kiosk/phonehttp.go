@@ -171,14 +171,8 @@ func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request) {
 	}
 	// Each request names its phone: the store refuses a slip or a leave
 	// from one that has not joined, or has left.
-	if m.Type != msgHello {
-		// As on the websocket: the ack is written before a lock or unlock
-		// it causes goes to every phone.
-		s.hub.startAnswer()
-		defer s.hub.doneAnswer()
-	}
 	p := phoneSession{srv: s, device: m.Device}
-	s.deliverPhone(w, how, p.handle(ctx, m))
+	p.answer(ctx, m, func(r phoneReply) { s.deliverPhone(w, how, r) })
 }
 
 func (s *Server) phoneError(w http.ResponseWriter, how replySeal, err error) {
