@@ -57,23 +57,31 @@ func (s *Server) waitForState(w http.ResponseWriter, r *http.Request) (tally.Sta
 	return s.waitForStateOr(w, r, nil)
 }
 
+// parseWait reads a long-poll's ?wait=SECONDS ("" is no wait). Not finite
+// or negative is refused; anything longer than maxWait is maxWait,
+// compared before converting, since a float beyond time.Duration's range
+// converts to nonsense.
+func parseWait(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	secs, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsInf(secs, 0) || math.IsNaN(secs) || secs < 0 {
+		return 0, fmt.Errorf("%w: wait must be a finite, non-negative number of seconds", errBadMessage)
+	}
+	if secs >= maxWait.Seconds() {
+		return maxWait, nil
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
 // waitForStateOr is waitForState that also answers when one of others is
 // closed.
 func (s *Server) waitForStateOr(w http.ResponseWriter, r *http.Request, others ...<-chan struct{}) (tally.State, error) {
 	q := r.URL.Query()
-	var wait time.Duration
-	if v := q.Get("wait"); v != "" {
-		// Not finite or negative is refused; anything longer than maxWait
-		// is maxWait, compared before converting, since a float beyond
-		// time.Duration's range converts to nonsense.
-		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsInf(secs, 0) || math.IsNaN(secs) || secs < 0 {
-			return tally.State{}, fmt.Errorf("%w: wait must be a finite, non-negative number of seconds", errBadMessage)
-		}
-		wait = maxWait
-		if secs < maxWait.Seconds() {
-			wait = time.Duration(secs * float64(time.Second))
-		}
+	wait, err := parseWait(q.Get("wait"))
+	if err != nil {
+		return tally.State{}, err
 	}
 	v := q.Get("seen")
 	if v == "" || wait == 0 {

@@ -176,6 +176,39 @@ func TestUnlockWaitBounds(t *testing.T) {
 	}
 }
 
+// TestParseWait: a long-poll's wait is what it asks for up to maxWait, and
+// maxWait however long it asks, even past time.Duration's range; anything
+// not a finite, non-negative number is refused.
+func TestParseWait(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, true},
+		{"0", 0, true},
+		{"2.5", 2500 * time.Millisecond, true},
+		{fmt.Sprint(maxWait.Seconds() - 1), maxWait - time.Second, true},
+		{fmt.Sprint(maxWait.Seconds()), maxWait, true},
+		{fmt.Sprint(maxWait.Seconds() + 1), maxWait, true},
+		{"9223372037", maxWait, true}, // just past time.Duration's range in seconds
+		{"1e18", maxWait, true},
+		{"1e300", maxWait, true},
+		{"-0.5", 0, false},
+		{"-1", 0, false},
+		{"Inf", 0, false},
+		{"-Inf", 0, false},
+		{"NaN", 0, false},
+		{"1e400", 0, false},
+		{"ten", 0, false},
+	} {
+		got, err := parseWait(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("parseWait(%q) = %v, %v; want %v, ok %v", c.in, got, err, c.want, c.ok)
+		}
+	}
+}
+
 // TestJunkHellosDoNotCrowdOutNewPhones: hellos with made-up device secrets
 // must not fill the per-phone limiter table, or a real phone gets 429.
 func TestJunkHellosDoNotCrowdOutNewPhones(t *testing.T) {
