@@ -9,6 +9,9 @@
 //   - state.go: the in-memory model (choices, rounds, State, the phones).
 //   - store.go: Open, Options, State and the subscription to changes.
 //   - load.go: what Open reads back from the file.
+//   - schema.sql and migrate.go: the file's tables, and bringing a file of
+//     an older schema up to date.
+//   - errors.go: the errors a change can end in.
 //   - phones.go: what a phone can ask (Rejoin, Admit, Cast, Leave) and the
 //     overlay through which a batch of phone changes sees the slips.
 //   - batch.go: phone changes in memory, and first slips committed together.
@@ -17,9 +20,10 @@
 //   - writer.go: the one goroutine that owns the in-memory state and the
 //     database, and runs every change in turn; lecturer changes (plan,
 //     lock ahead, write).
-//   - commit.go: the one commit path every transaction ends on (finish):
-//     mark the record's unlocked interval, commit, swap in what the change
-//     leaves, publish.
+//   - commit.go: the one commit path every transaction of the writer's
+//     ends on (finish): mark the record's unlocked interval, commit, swap
+//     in what the change leaves, publish. (Open's read of the file, in
+//     load.go, commits its own before the writer starts.)
 //   - recovery.go: what is left to write after a fault, and getting back.
 //   - record.go: the accountability record (R8) and the retention (R9).
 //   - sessions.go: lecturer sign-ins, stored as hashes.
