@@ -83,8 +83,6 @@ func classify(err error) apiError {
 		return apiError{http.StatusBadRequest, "hello-first", "send hello before anything else"}
 	case errors.Is(err, errSealExpired):
 		return apiError{http.StatusGone, "seal-expired", "this seal session has expired; ask for a new one with {\"type\":\"seal\"}"}
-	case errors.Is(err, errSealsFull):
-		return apiError{http.StatusServiceUnavailable, "full", "the kiosk has as many phones as it can take"}
 	case errors.Is(err, seal.ErrBroken):
 		return apiError{http.StatusBadRequest, "seal-broken", "this sealed message does not open; reload the page"}
 	case errors.Is(err, errSealRequired):

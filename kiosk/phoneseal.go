@@ -36,7 +36,8 @@ const sealWindow = 63
 
 var (
 	errSealExpired = errors.New("seal session expired or unknown")
-	errSealsFull   = errors.New("too many seal sessions")
+	// A phone hears the same "full" whether seats or seal sessions ran out.
+	errSealsFull = fmt.Errorf("too many seal sessions: %w", errFull)
 )
 
 type httpSeals struct {

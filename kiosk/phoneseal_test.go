@@ -204,6 +204,8 @@ func TestHTTPSealsBounded(t *testing.T) {
 	}
 	if _, _, err := h.open(now.Add(httpSealIdle - time.Second)); !errors.Is(err, errSealsFull) {
 		t.Errorf("a fourth session while three live: %v; want errSealsFull", err)
+	} else if e := classify(err); e.status != http.StatusServiceUnavailable || e.code != "full" {
+		t.Errorf("a phone told of no seal session left hears %d %q; want 503 full, as when seats run out", e.status, e.code)
 	}
 	if _, _, err := h.open(now.Add(httpSealIdle)); err != nil {
 		t.Errorf("a session once the others expired: %v; want one", err)
