@@ -193,22 +193,13 @@ const durableRetry = 10 * time.Millisecond
 // else goes to the backlog, in order, and a lecturer's change that locks
 // publishes its lock first.
 func (s *Store) begin(ctx context.Context, devices map[DeviceID]bool) (*sql.Tx, error) {
+	// Wall time, not the store's clock: this bounds a real wait.
 	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
-	restore := fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMS)
 	for {
-		if _, err := s.db.ExecContext(ctx, `PRAGMA busy_timeout = 0`); err != nil {
-			return nil, err
-		}
-		tx, err := s.db.BeginTx(ctx, nil)
+		tx, err := s.beginNow(ctx)
 		if err == nil {
-			// The one connection is the transaction's now.
-			if _, err := tx.ExecContext(ctx, restore); err != nil {
-				tx.Rollback()
-				return nil, err
-			}
 			return tx, nil
 		}
-		s.db.ExecContext(ctx, restore)
 		if !isBusy(err) || time.Now().After(deadline) {
 			return nil, err
 		}
@@ -226,6 +217,28 @@ func (s *Store) begin(ctx context.Context, devices map[DeviceID]bool) (*sql.Tx, 
 			}
 		}
 	}
+}
+
+// beginNow begins a transaction without waiting for a file that another
+// process holds: that is SQLITE_BUSY at once (isBusy). Transactions begin
+// IMMEDIATE, so once one has begun the file is the store's, and the
+// statements in it keep the usual busy timeout.
+func (s *Store) beginNow(ctx context.Context) (*sql.Tx, error) {
+	restore := fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMS)
+	if _, err := s.db.ExecContext(ctx, `PRAGMA busy_timeout = 0`); err != nil {
+		return nil, err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		s.db.ExecContext(ctx, restore)
+		return nil, err
+	}
+	// The one connection is the transaction's now.
+	if _, err := tx.ExecContext(ctx, restore); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return tx, nil
 }
 
 // beginChange begins the transaction of a change that is answered after

@@ -3,7 +3,6 @@ package tally
 import (
 	"context"
 	"database/sql"
-	"fmt"
 )
 
 // Recovery: what is left to write after a fault, and how the store gets
@@ -22,14 +21,10 @@ func (s *Store) writeDrops(ctx context.Context, tx *sql.Tx) (*overlay, error) {
 	return o, nil
 }
 
-// commitDrops deletes the rows of phones that no longer hold a slip and,
-// in the same transaction, ends the open unlocked interval for why;
-// lockedAfter keeps the kiosk locked once it is written.
-func (s *Store) commitDrops(ctx context.Context, why string, lockedAfter bool) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
+// commitDrops deletes in tx the rows of phones that no longer hold a slip,
+// ends the open unlocked interval for why, and commits; lockedAfter keeps
+// the kiosk locked once it is written.
+func (s *Store) commitDrops(ctx context.Context, tx *sql.Tx, why string, lockedAfter bool) error {
 	defer tx.Rollback()
 	dropped, err := s.writeDrops(ctx, tx)
 	if err != nil {
@@ -48,12 +43,10 @@ func (s *Store) flush() bool {
 		return true
 	}
 	ctx := context.Background()
-	if _, err := s.db.ExecContext(ctx, `PRAGMA busy_timeout = 0`); err != nil {
-		s.storageFailed(err)
-		return true
+	tx, err := s.beginNow(ctx)
+	if err == nil {
+		err = s.commitDrops(ctx, tx, EndSlipChanged, false)
 	}
-	defer s.db.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMS))
-	err := s.commitDrops(ctx, EndSlipChanged, false)
 	if isBusy(err) {
 		return false
 	}

@@ -246,7 +246,12 @@ func (s *Store) endOnStop() {
 	if s.mem.fault {
 		return
 	}
-	if err := s.commitDrops(context.Background(), EndStopped, true); err != nil {
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err == nil {
+		err = s.commitDrops(ctx, tx, EndStopped, true)
+	}
+	if err != nil {
 		s.log.Error("could not record the end of the session's last changes; the next start waits for the phones and the record says the interval was interrupted", "err", err)
 	}
 }
