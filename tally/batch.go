@@ -259,7 +259,7 @@ func (s *Store) beginChange(ctx context.Context, devices map[DeviceID]bool) (*sq
 // serveWhileWaiting handles r while a durable batch for devices waits for
 // the file.
 func (s *Store) serveWhileWaiting(r *request, devices map[DeviceID]bool) {
-	if r.kind == opLecturer {
+	if r.kind == opSolo {
 		r.holding = s.lockAhead(r)
 		s.backlog = append(s.backlog, r)
 		return
@@ -267,7 +267,7 @@ func (s *Store) serveWhileWaiting(r *request, devices map[DeviceID]bool) {
 	s.prepare(r)
 	later := devices[r.device]
 	for _, b := range s.backlog {
-		later = later || (b.kind != opLecturer && b.device == r.device)
+		later = later || (b.kind != opSolo && b.device == r.device)
 	}
 	if !later {
 		dry := s.newOverlay()

@@ -18,7 +18,8 @@
 //   - rounds.go: the lecturer's changes: headcount, paper, rounds, series,
 //     closing the session, letting missing phones go.
 //   - writer.go: the one goroutine that owns the in-memory state and the
-//     database, and runs every change in turn; lecturer changes (plan,
+//     database, and runs every change in turn; solo changes (the
+//     lecturer's, the relay's reach, purges, reads of the record: plan,
 //     lock ahead, write).
 //   - commit.go: the one commit path every transaction of the writer's
 //     ends on (finish): mark the record's unlocked interval, commit, swap

@@ -17,7 +17,7 @@ const (
 	opJoin opKind = iota
 	opCast
 	opLeave
-	opLecturer
+	opSolo
 )
 
 // request is one change queued for the writer goroutine.
@@ -34,8 +34,8 @@ type request struct {
 	seriesID DeviceID
 	inSeries bool
 
-	// change is what an opLecturer request runs (runLecturer).
-	change *lecturerChange
+	// change is what an opSolo request runs (runSolo).
+	change *soloChange
 	// holding: the change's lock was published while it waited in the
 	// backlog, and s.holdLock counts it until the change runs.
 	holding bool

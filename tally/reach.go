@@ -18,7 +18,7 @@ func (s *Store) SetUnreachable(ctx context.Context, unreachable bool) error {
 	// A loss locks before anything is written, like every other lock: the
 	// plan's counts read the flag. Nothing to write but the record's
 	// unlocked interval.
-	return s.change(ctx, &lecturerChange{plan: func(now *memState) (outcome, error) {
+	return s.change(ctx, &soloChange{plan: func(now *memState) (outcome, error) {
 		out := now.keep()
 		out.endWhy = EndUnreachable
 		return out, nil

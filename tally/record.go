@@ -257,7 +257,7 @@ func (s *Store) Series(ctx context.Context) ([]SeriesInfo, error) {
 // deleted (R5, R9). Rounds already recorded keep the series' name. It
 // returns ErrNotFound if there is no such series.
 func (s *Store) EndSeries(ctx context.Context, name string) error {
-	return s.change(ctx, &lecturerChange{
+	return s.change(ctx, &soloChange{
 		plan: func(now *memState) (outcome, error) {
 			out := now.keep()
 			if now.round.Series == name {
@@ -302,8 +302,8 @@ func (s *Store) Purge(ctx context.Context) (int, error) {
 
 // purgeChange is the change Purge makes; it sets *deleted, if not nil, to
 // how many rounds it deleted.
-func (s *Store) purgeChange(deleted *int) *lecturerChange {
-	return &lecturerChange{
+func (s *Store) purgeChange(deleted *int) *soloChange {
+	return &soloChange{
 		plan:       func(now *memState) (outcome, error) { return now.keep(), nil },
 		write:      func(ctx context.Context, tx *sql.Tx, out *outcome) error { return s.purge(ctx, tx, out, deleted) },
 		checkpoint: true,

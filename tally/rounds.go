@@ -17,7 +17,7 @@ func (s *Store) SetHeadcount(ctx context.Context, n int) error {
 	if n < MinHeadcount || n > MaxHeadcount {
 		return fmt.Errorf("%w: headcount must be a whole number from %d to %d", ErrInvalid, MinHeadcount, MaxHeadcount)
 	}
-	return s.change(ctx, &lecturerChange{
+	return s.change(ctx, &soloChange{
 		plan: func(now *memState) (outcome, error) {
 			if now.closed {
 				return outcome{}, ErrClosed
@@ -51,7 +51,7 @@ func (s *Store) SetPaper(ctx context.Context, consents, refusals int) error {
 	if consents < 0 || refusals < 0 || consents > MaxHeadcount || refusals > MaxHeadcount {
 		return fmt.Errorf("%w: paper counts must be whole numbers from 0 to %d", ErrInvalid, MaxHeadcount)
 	}
-	return s.change(ctx, &lecturerChange{
+	return s.change(ctx, &soloChange{
 		plan: func(now *memState) (outcome, error) {
 			switch {
 			case now.closed:
@@ -86,7 +86,7 @@ func (s *Store) NewRound(ctx context.Context, spec RoundSpec) (Round, error) {
 		return Round{}, fmt.Errorf("%w: purpose is required", ErrInvalid)
 	}
 	var opened Round
-	err = s.change(ctx, &lecturerChange{
+	err = s.change(ctx, &soloChange{
 		plan: func(now *memState) (outcome, error) {
 			out := outcome{endWhy: EndNewRound}
 			// The round's ID, series key and remembered phones are known once
@@ -246,7 +246,7 @@ func (s *Store) endRound(ctx context.Context, tx *sql.Tx) error {
 // device secrets is replaced so the next session's hashes cannot be linked
 // to this one's (R9).
 func (s *Store) CloseSession(ctx context.Context) error {
-	return s.change(ctx, &lecturerChange{
+	return s.change(ctx, &soloChange{
 		plan: func(now *memState) (outcome, error) {
 			out := now.keep()
 			out.closed, out.paper, out.paperMissing, out.endWhy = true, paperCounts{}, 0, EndClosed
@@ -272,7 +272,7 @@ func (s *Store) CloseSession(ctx context.Context) error {
 // entered again since the restart are dropped, so that the lecturer asks
 // the room again. With nothing missing it changes nothing.
 func (s *Store) ReleaseMissing(ctx context.Context) error {
-	return s.change(ctx, &lecturerChange{
+	return s.change(ctx, &soloChange{
 		plan: func(now *memState) (outcome, error) {
 			out := now.keep()
 			out.endWhy = EndSlipChanged

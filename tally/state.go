@@ -120,7 +120,7 @@ type interval struct {
 
 // memState is everything the writer holds in memory. It has two parts,
 // so that a change that commits while phones change the slips swaps in
-// only what it owns: the round's part, which only lecturer changes set,
+// only what it owns: the round's part, which only solo changes set,
 // and the hall, which phone changes set (see outcome).
 type memState struct {
 	roundState

@@ -11,14 +11,14 @@ import (
 )
 
 // The writer: the one goroutine that owns the in-memory state and the
-// database, the runner of lecturer changes, and the loop that batches
-// phone changes.
+// database, the runner of solo changes, and the loop that batches phone
+// changes.
 
-// A lecturerChange is one operation the writer runs alone in a
-// transaction: a change the lecturer makes, the relay's reach, a purge, or
-// a read of the record. runLecturer runs every one the same way: plan,
+// A soloChange is one operation the writer runs alone in a transaction,
+// where phone changes go in batches: a change the lecturer makes, the
+// relay's reach, a purge, or a read of the record. runSolo runs every one the same way: plan,
 // publish the lock the plan causes, write, finish.
-type lecturerChange struct {
+type soloChange struct {
 	// plan works out the memory the change leaves from the memory now, or
 	// says why the change cannot be made. It only reads: it runs again
 	// before the transaction, on the memory as it is then, and a change
@@ -36,15 +36,15 @@ type lecturerChange struct {
 }
 
 // change queues c for the writer and waits for its outcome.
-func (s *Store) change(ctx context.Context, c *lecturerChange) error {
-	_, err := s.submit(ctx, &request{kind: opLecturer, change: c})
+func (s *Store) change(ctx context.Context, c *soloChange) error {
+	_, err := s.submit(ctx, &request{kind: opSolo, change: c})
 	return err
 }
 
 // read runs fn in a transaction of its own on the writer goroutine: the
 // record and the series are read where they are written.
 func (s *Store) read(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	return s.change(ctx, &lecturerChange{
+	return s.change(ctx, &soloChange{
 		plan:  func(now *memState) (outcome, error) { return now.keep(), nil },
 		write: func(ctx context.Context, tx *sql.Tx, _ *outcome) error { return fn(ctx, tx) },
 	})
@@ -119,7 +119,7 @@ func (s *Store) writer() {
 		case <-purge.C:
 			// A failed purge is retried at the next tick; the error was
 			// logged when storage failed.
-			s.runLecturer(&request{kind: opLecturer, change: s.purgeChange(nil), reply: make(chan result, 1)})
+			s.runSolo(&request{kind: opSolo, change: s.purgeChange(nil), reply: make(chan result, 1)})
 		case <-s.stop:
 			s.drain()
 			s.endOnStop()
@@ -167,17 +167,17 @@ func (s *Store) drain() {
 func (s *Store) run(batch []*request) {
 	start := 0
 	for i, r := range batch {
-		if r.kind != opLecturer {
+		if r.kind != opSolo {
 			continue
 		}
 		s.runPhones(batch[start:i])
-		s.runLecturer(r)
+		s.runSolo(r)
 		start = i + 1
 	}
 	s.runPhones(batch[start:])
 }
 
-func (s *Store) runLecturer(r *request) {
+func (s *Store) runSolo(r *request) {
 	ctx := context.Background()
 	// A change that locks is published first, and held while it waits:
 	// BEGIN may wait on a file another process holds, and a lock never
