@@ -464,27 +464,26 @@ func TestBrowserConsoleFillsItsTemplatesLate(t *testing.T) {
 	con.waitFor("the templates", `document.getElementById('template-select').options.length > 0 && document.getElementById('auth-problem').hidden`)
 }
 
-// TestBrowserButtonsShowWhenATapCounts: until the page's script has run,
-// the answer buttons are on the page but invisible, so a finger that lands
-// where they will be taps nothing. Then they show from the round the page
-// carries, before the connection is up; a tap made then waits for it and
-// counts once it is. (A script's element.click() is not a finger: it
-// reaches an invisible button whose handler is not yet set, and is lost.)
-func TestBrowserButtonsShowWhenATapCounts(t *testing.T) {
-	browser := startChromium(t)
-	// gate holds back every request whose path ends in one of its
-	// suffixes until it is opened.
-	type gate struct {
-		suffixes []string
-		open     chan struct{}
-		once     sync.Once
-	}
-	script := &gate{suffixes: []string{"/phone.js"}, open: make(chan struct{})}
-	connection := &gate{suffixes: []string{"/ws", "/api/phone"}, open: make(chan struct{})}
-	release := func(g *gate) { g.once.Do(func() { close(g.open) }) }
-	hold := func(h http.Handler) http.Handler {
+// gate holds back every request whose path ends in one of its suffixes
+// until it is released: a network that is slow for some requests.
+type gate struct {
+	suffixes []string
+	open     chan struct{}
+	once     sync.Once
+}
+
+func newGate(suffixes ...string) *gate {
+	return &gate{suffixes: suffixes, open: make(chan struct{})}
+}
+
+func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+// holdBack wraps a kiosk's handler so that each gate holds back its
+// requests.
+func holdBack(gates ...*gate) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			for _, g := range []*gate{script, connection} {
+			for _, g := range gates {
 				for _, suffix := range g.suffixes {
 					if strings.HasSuffix(r.URL.Path, suffix) {
 						select {
@@ -498,8 +497,19 @@ func TestBrowserButtonsShowWhenATapCounts(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	}
-	k := startKioskBehind(t, filepath.Join(t.TempDir(), "kiosk.db"), hold)
-	t.Cleanup(func() { release(script); release(connection) }) // before the kiosk's server closes
+}
+
+// TestBrowserButtonsShowWhenATapCounts: until the page's script has run,
+// the answer buttons are on the page but invisible, so a finger that lands
+// where they will be taps nothing. Then they show from the round the page
+// carries, before the connection is up; a tap made then waits for it and
+// counts once it is. (A script's element.click() is not a finger: it
+// reaches an invisible button whose handler is not yet set, and is lost.)
+func TestBrowserButtonsShowWhenATapCounts(t *testing.T) {
+	browser := startChromium(t)
+	script, connection := newGate("/phone.js"), newGate("/ws", "/api/phone")
+	k := startKioskBehind(t, filepath.Join(t.TempDir(), "kiosk.db"), holdBack(script, connection))
+	t.Cleanup(func() { script.release(); connection.release() }) // before the kiosk's server closes
 	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video"}`)
 	k.setHeadcount(1)
 	en := catalogue(t, "en")
@@ -529,7 +539,7 @@ func TestBrowserButtonsShowWhenATapCounts(t *testing.T) {
 	}
 	p.tap("consent")
 
-	release(script)
+	script.release()
 	p.waitFor("the buttons shown before the connection", buttonsShown+fmt.Sprintf(` && document.getElementById('purpose').textContent === 'Lecture video' && document.getElementById('status').textContent === %q`, en["phone.connecting"]))
 	if hit := eval[map[string]bool](p, fingerHits); !hit["consent"] || !hit["refuse"] {
 		t.Fatalf("the buttons show, but a finger on them misses (%v)", hit)
@@ -542,10 +552,48 @@ func TestBrowserButtonsShowWhenATapCounts(t *testing.T) {
 	if st := k.store.State(); st.Received != 0 {
 		t.Fatalf("received = %d before the phone could connect; want 0", st.Received)
 	}
-	release(connection)
+	connection.release()
 	p.waitFor("the consent counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_consent"]))
 	if st := k.store.State(); st.Received != 1 || !st.Unlocked {
 		t.Fatalf("after the tap made while connecting: received %d, unlocked %v; want 1, true", st.Received, st.Unlocked)
 	}
 	p.checkClean(k.http.URL)
+}
+
+// TestBrowserLeaveWhileConnecting: a student who taps an
+// answer and then "I am leaving the room" before the phone has connected
+// has left: once the connection is up, the kiosk holds no slip of theirs,
+// and the answer tapped before is never sent.
+func TestBrowserLeaveWhileConnecting(t *testing.T) {
+	browser := startChromium(t)
+	connection := newGate("/ws", "/api/phone")
+	k := startKioskBehind(t, filepath.Join(t.TempDir(), "kiosk.db"), holdBack(connection))
+	t.Cleanup(connection.release) // before the kiosk's server closes
+	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video"}`)
+	k.setHeadcount(1)
+	en := catalogue(t, "en")
+
+	p := newTab(t, browser, "phone that leaves before it connects", "", tabOptions{lang: "en", width: 360, height: 640, mobile: true})
+	p.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: k.http.URL + "/j/" + k.joinToken()})
+		return err
+	}))
+	p.waitFor("the buttons shown before the connection", buttonsShown)
+	p.tap("consent")
+	p.waitFor("the answer waiting", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.queued"]))
+	p.tap("leave")
+	connection.release()
+	p.waitFor("left", fmt.Sprintf(`document.getElementById('status').textContent === %q`, en["phone.left"]))
+	// The page closed its socket; once the kiosk has read everything the
+	// phone sent, it has no connection left.
+	deadline := time.Now().Add(pageWait)
+	for k.srv.hub.connected.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the phone's connection is still open after it left")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := k.store.State(); st.Received != 0 || st.Unlocked {
+		t.Fatalf("after a phone left before it connected: received %d, unlocked %v; want 0, locked", st.Received, st.Unlocked)
+	}
 }

@@ -460,9 +460,13 @@
       retries = 0;
       say('phone.connected');
       problem(null);
-      // An answer given while the connection was down goes out now.
-      if (leaving && choice !== 'none') { send({ type: 'leave' }); }
-      else if (pending !== null) { sendChoice(); }
+      // An answer given while the connection was down goes out now; of a
+      // student who left meanwhile, only the leave does.
+      if (leaving) {
+        if (choice !== 'none') { send({ type: 'leave' }); }
+      } else if (pending !== null) {
+        sendChoice();
+      }
     } else if (pending === choice) {
       pending = null;
     }
@@ -533,6 +537,7 @@
   }
 
   function choose(c) {
+    if (leaving) { return; } // the leave is on its way: nothing to answer
     pending = c;
     sendChoice();
   }
@@ -552,6 +557,8 @@
   $('refuse').onclick = function () { choose('refuse'); };
   $('leave').onclick = function () {
     leaving = true;
+    // An answer not sent yet is dropped, so that it cannot follow the leave.
+    pending = null;
     if (joined) { send({ type: 'leave' }); }
   };
 
