@@ -174,10 +174,15 @@ func (s *Store) runDurable(batch []*request) {
 // memory locks while the record has it open and no end is noted yet; the
 // end is written with the next transaction (R8).
 func (s *Store) noteLockInRecord() {
-	if iv := &s.mem.iv; iv.open && iv.endWhy == "" && !Decide(s.mem.counts()).Unlocked {
+	v := Decide(s.mem.counts())
+	if iv := &s.mem.iv; iv.open && iv.endWhy == "" && !v.Unlocked {
 		// Deliberately one reason for a change, a withdrawal and a leave,
-		// so that the record never tells a refusal from a withdrawal.
+		// so that the record never tells a refusal from a withdrawal. A
+		// relay lost before SetUnreachable's own change ran is that.
 		iv.endAt, iv.endWhy = s.now(), EndSlipChanged
+		if v.Reason == ReasonUnreachable {
+			iv.endWhy = EndUnreachable
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package tally
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // TestUnreachableKeepsTheCountTrue: while phones cannot reach the kiosk it
@@ -45,5 +46,56 @@ func TestUnreachableKeepsTheCountTrue(t *testing.T) {
 	ivs := record(t, s, s.State().Round.ID).Intervals
 	if len(ivs) != 2 || ivs[0].Why != EndUnreachable || ivs[1].End != nil {
 		t.Errorf("the record: %+v; want an interval ended by unreachable, then an open one", ivs)
+	}
+}
+
+// TestRelayLossEndsTheIntervalAsUnreachable: when phones lose their way to
+// the kiosk while the writer is busy, a phone change it serves before
+// SetUnreachable's own change must not end the record's unlocked interval
+// as a slip change: the record says the relay was lost (R8).
+func TestRelayLossEndsTheIntervalAsUnreachable(t *testing.T) {
+	ctx := context.Background()
+	ss := openStalling(t)
+	must[Round](t)(ss.NewRound(ctx, RoundSpec{Purpose: "lecture video for enrolled students"}))
+	mustDo(t, ss.SetHeadcount(ctx, 2))
+	castAll(t, ss.Store, 2, ChoiceConsent)
+	if !ss.State().Unlocked {
+		t.Fatal("all consent: want unlocked")
+	}
+	ss.stallCommit(t)
+	lost := make(chan error, 1)
+	go func() { lost <- ss.SetUnreachable(ctx, true) }()
+	for !ss.unreachable.Load() {
+		time.Sleep(time.Millisecond) // until SetUnreachable has set the flag
+	}
+	// A phone sends its slip again, as pages do when they reconnect; the
+	// writer serves it while it commits.
+	must[Slip](t)(ss.Cast(ctx, phone(0), ChoiceConsent, 0))
+	ss.letGo()
+	mustDo(t, <-lost)
+	ivs := record(t, ss.Store, ss.State().Round.ID).Intervals
+	if len(ivs) != 1 || ivs[0].Why != EndUnreachable {
+		t.Errorf("the record: %+v; want the one interval ended by unreachable", ivs)
+	}
+}
+
+// TestRoundEndedWhileUnreachable: a round that ends while phones cannot
+// reach the kiosk ended locked, whatever the slips said, since a
+// withdrawal may not have got through: the record says unreachable, and a
+// series does not remember its phones' consent from it (R5, R8).
+func TestRoundEndedWhileUnreachable(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openStore(t)
+	first := must[Round](t)(s.NewRound(ctx, RoundSpec{Purpose: "lecture video for enrolled students", Series: "INF100"}))
+	mustDo(t, s.SetHeadcount(ctx, 2))
+	castAll(t, s, 2, ChoiceConsent)
+	mustDo(t, s.SetUnreachable(ctx, true))
+	second := must[Round](t)(s.NewRound(ctx, RoundSpec{Purpose: "lecture video for enrolled students", Series: "INF100"}))
+	if rec := record(t, s, first.ID); rec.Outcome != string(ReasonUnreachable) {
+		t.Errorf("the round that ended while unreachable: outcome %q; want %q", rec.Outcome, ReasonUnreachable)
+	}
+	mustDo(t, s.SetUnreachable(ctx, false))
+	if slip := must[Slip](t)(s.Rejoin(ctx, phone(0))); slip.Round != second.ID || slip.SeriesDay != "" {
+		t.Errorf("a phone in the next round of the series: %+v; want no earlier consent offered", slip)
 	}
 }

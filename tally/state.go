@@ -193,6 +193,6 @@ func (m *memState) counts() Counts {
 		Missing: len(m.missing), PaperMissing: m.paperMissing,
 		LecturerOnly: m.round.Mode == ModeLecturerOnly,
 		Closed:       m.closed, Fault: m.fault,
-		Unreachable: m.unreachable != nil && m.unreachable.Load(),
+		Unreachable: m.unreachable.Load(), // nil panics: every memState shares the flag
 	}
 }
