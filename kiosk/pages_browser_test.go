@@ -597,3 +597,37 @@ func TestBrowserLeaveWhileConnecting(t *testing.T) {
 		t.Fatalf("after a phone left before it connected: received %d, unlocked %v; want 0, locked", st.Received, st.Unlocked)
 	}
 }
+
+// TestBrowserNewRoundWhileConnecting: a tap made on the round the page
+// came with is not sent for a round the lecturer started meanwhile; once
+// connected, the page says the round changed (not just "Connected.") and
+// asks again.
+func TestBrowserNewRoundWhileConnecting(t *testing.T) {
+	browser := startChromium(t)
+	connection := newGate("/ws", "/api/phone")
+	k := startKioskBehind(t, filepath.Join(t.TempDir(), "kiosk.db"), holdBack(connection))
+	t.Cleanup(connection.release) // before the kiosk's server closes
+	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video"}`)
+	k.setHeadcount(1)
+	en := catalogue(t, "en")
+
+	p := newTab(t, browser, "phone whose round changes", "", tabOptions{lang: "en", width: 360, height: 640, mobile: true})
+	p.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: k.http.URL + "/j/" + k.joinToken()})
+		return err
+	}))
+	p.waitFor("the buttons shown before the connection", buttonsShown)
+	p.tap("consent")
+	p.waitFor("the answer waiting", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.queued"]))
+	k.lecturer("POST", "/api/round", `{"purpose":"Another purpose"}`)
+	connection.release()
+	p.waitFor("asked again", fmt.Sprintf(`document.getElementById('purpose').textContent === 'Another purpose' && document.getElementById('current').textContent === %q`, en["phone.current_none"]))
+	// Connected by now: the round's tally has come.
+	p.waitFor("the tally", `document.getElementById('tally-count').textContent !== ''`)
+	if got := p.text("status"); got != en["phone.round_changed"] {
+		t.Errorf("status once connected: %q; want %q", got, en["phone.round_changed"])
+	}
+	if st := k.store.State(); st.Received != 0 {
+		t.Errorf("received = %d; want 0: the tap was for the round before", st.Received)
+	}
+}

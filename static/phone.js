@@ -34,6 +34,7 @@
   var leaving = false;
   var current = null;      // the last round message
   var seriesDay = '';      // the day this phone consented earlier in the round's series
+  var roundNews = false;   // the status line says the round changed: keep it once connected
   // The notice's fields, those shown before the buttons, and their labels
   // in each template's language all come inlined from the kiosk.
   var FIELDS = K.data.fields || [];
@@ -359,6 +360,9 @@
       seriesDay = '';
       // A lecturer-only round asks nothing: "answer again" would be untrue.
       say(lecturerOnly ? 'phone.lecturer_only_now' : 'phone.round_changed');
+      // Heard before the hello's ack (a tap waiting for the connection was
+      // dropped with the old round), this must not give way to "Connected.".
+      roundNews = !joined;
       // A phone that consented earlier in this series hears so in answer
       // to a hello; saying it again needs no fresh QR code.
       if (m.series && joined) { send({ type: 'hello', join: joinToken, device: device }); }
@@ -458,7 +462,8 @@
     if (!joined) {
       joined = true;
       retries = 0;
-      say('phone.connected');
+      if (!roundNews) { say('phone.connected'); }
+      roundNews = false;
       problem(null);
       // An answer given while the connection was down goes out now; of a
       // student who left meanwhile, only the leave does.
