@@ -560,27 +560,36 @@ func TestBrowserButtonsShowWhenATapCounts(t *testing.T) {
 	p.checkClean(k.http.URL)
 }
 
-// TestBrowserLeaveWhileConnecting: a student who taps an
-// answer and then "I am leaving the room" before the phone has connected
-// has left: once the connection is up, the kiosk holds no slip of theirs,
-// and the answer tapped before is never sent.
-func TestBrowserLeaveWhileConnecting(t *testing.T) {
+// consentWhileConnecting opens the phone page of a kiosk (one person in
+// the room, a round with a purpose) whose websocket and HTTP fallback are
+// held back, and taps "I consent" once the buttons show: the answer waits
+// for the connection, which opens when the returned gate is released.
+func consentWhileConnecting(t *testing.T, name string) (*testKiosk, *tab, *gate) {
+	t.Helper()
 	browser := startChromium(t)
 	connection := newGate("/ws", "/api/phone")
 	k := startKioskBehind(t, filepath.Join(t.TempDir(), "kiosk.db"), holdBack(connection))
 	t.Cleanup(connection.release) // before the kiosk's server closes
 	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video"}`)
 	k.setHeadcount(1)
-	en := catalogue(t, "en")
-
-	p := newTab(t, browser, "phone that leaves before it connects", "", tabOptions{lang: "en", width: 360, height: 640, mobile: true})
+	p := newTab(t, browser, name, "", tabOptions{lang: "en", width: 360, height: 640, mobile: true})
 	p.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: k.http.URL + "/j/" + k.joinToken()})
 		return err
 	}))
 	p.waitFor("the buttons shown before the connection", buttonsShown)
 	p.tap("consent")
-	p.waitFor("the answer waiting", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.queued"]))
+	p.waitFor("the answer waiting", fmt.Sprintf(`document.getElementById('current').textContent === %q`, catalogue(t, "en")["phone.queued"]))
+	return k, p, connection
+}
+
+// TestBrowserLeaveWhileConnecting: a student who taps an answer and then
+// "I am leaving the room" before the phone has connected has left: once
+// the connection is up, the kiosk holds no slip of theirs, and the answer
+// tapped before is never sent.
+func TestBrowserLeaveWhileConnecting(t *testing.T) {
+	k, p, connection := consentWhileConnecting(t, "phone that leaves before it connects")
+	en := catalogue(t, "en")
 	p.tap("leave")
 	connection.release()
 	p.waitFor("left", fmt.Sprintf(`document.getElementById('status').textContent === %q`, en["phone.left"]))
@@ -603,22 +612,8 @@ func TestBrowserLeaveWhileConnecting(t *testing.T) {
 // connected, the page says the round changed (not just "Connected.") and
 // asks again.
 func TestBrowserNewRoundWhileConnecting(t *testing.T) {
-	browser := startChromium(t)
-	connection := newGate("/ws", "/api/phone")
-	k := startKioskBehind(t, filepath.Join(t.TempDir(), "kiosk.db"), holdBack(connection))
-	t.Cleanup(connection.release) // before the kiosk's server closes
-	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video"}`)
-	k.setHeadcount(1)
+	k, p, connection := consentWhileConnecting(t, "phone whose round changes")
 	en := catalogue(t, "en")
-
-	p := newTab(t, browser, "phone whose round changes", "", tabOptions{lang: "en", width: 360, height: 640, mobile: true})
-	p.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: k.http.URL + "/j/" + k.joinToken()})
-		return err
-	}))
-	p.waitFor("the buttons shown before the connection", buttonsShown)
-	p.tap("consent")
-	p.waitFor("the answer waiting", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.queued"]))
 	k.lecturer("POST", "/api/round", `{"purpose":"Another purpose"}`)
 	connection.release()
 	p.waitFor("asked again", fmt.Sprintf(`document.getElementById('purpose').textContent === 'Another purpose' && document.getElementById('current').textContent === %q`, en["phone.current_none"]))
