@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -544,6 +546,85 @@ func TestBrowserWithoutWebsockets(t *testing.T) {
 	p.waitFor("the new round", fmt.Sprintf(`document.getElementById('purpose').textContent === 'A new purpose' && document.getElementById('current').textContent === %q`, sv["phone.current_none"]))
 	p.checkClean(k.http.URL)
 	typed.checkClean(k.http.URL)
+}
+
+// TestBrowserLateLongPollAck: over HTTP, a long-polling hello can be
+// answered before a change of mind and arrive after that change's own ack.
+// Its ack, of the answer before, must not take the place of the newer one
+// on the page (and so be sent again after a reconnect).
+func TestBrowserLateLongPollAck(t *testing.T) {
+	browser := startChromium(t)
+	var armed atomic.Bool
+	held, release := make(chan struct{}), make(chan struct{})
+	holdNextAnswer := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/ws" {
+				http.Error(w, "websockets are not allowed here", http.StatusForbidden)
+				return
+			}
+			if r.URL.Path != "/api/phone" {
+				h.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			// The first answer made once armed is delivered later.
+			if armed.CompareAndSwap(true, false) {
+				close(held)
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+		})
+	}
+	k := startKioskBehind(t, filepath.Join(t.TempDir(), "kiosk.db"), holdNextAnswer)
+	var releaseOnce sync.Once
+	letGo := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(letGo) // before the kiosk's server closes
+	k.lecturer("POST", "/api/round", `{"purpose":"Lecture video"}`)
+	k.setHeadcount(1)
+	en := catalogue(t, "en")
+
+	p := newTab(t, browser, "phone over HTTP", "", tabOptions{lang: "en", width: 360, height: 740, mobile: true})
+	p.navigate(k.http.URL + "/j/" + k.joinToken())
+	p.waitFor("connected", fmt.Sprintf(`document.getElementById('status').textContent === %q`, en["phone.connected"]))
+	p.tap("consent")
+	p.waitFor("the consent counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_consent"]))
+
+	// The next answer made for the phone, to its long-poll woken by the
+	// lecturer, says consent; it is held back.
+	armed.Store(true)
+	k.setHeadcount(2)
+	select {
+	case <-held:
+	case <-time.After(pageWait):
+		t.Fatal("no long-poll answer was made after the headcount changed")
+	}
+	p.tap("refuse")
+	p.waitFor("the refusal counted", fmt.Sprintf(`document.getElementById('current').textContent === %q`, en["phone.current_refuse"]))
+	polls := p.requested("/api/phone")
+	letGo()
+	// The page polls again once it has handled the late answer.
+	deadline := time.Now().Add(pageWait)
+	for p.requested("/api/phone") <= polls {
+		if time.Now().After(deadline) {
+			t.Fatal("the page did not poll again after the late answer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := p.text("current"); got != en["phone.current_refuse"] {
+		t.Errorf("after the late long-poll answer the page says %q; want %q, as the kiosk counts", got, en["phone.current_refuse"])
+	}
+	if st := k.store.State(); st.Unlocked || st.Received != 1 {
+		t.Errorf("the kiosk: %+v; want locked, the phone's one slip", st)
+	}
 }
 
 // TestScreenshots refreshes the pictures in docs/screenshots:

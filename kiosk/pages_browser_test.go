@@ -602,8 +602,8 @@ func TestBrowserLeaveWhileConnecting(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st := k.store.State(); st.Received != 0 || st.Unlocked {
-		t.Fatalf("after a phone left before it connected: received %d, unlocked %v; want 0, locked", st.Received, st.Unlocked)
+	if st := k.store.State(); st.Received != 0 || st.Unlocked || st.Issued != 0 {
+		t.Fatalf("after a phone left before it connected: received %d, unlocked %v, phones %d; want 0, locked, 0", st.Received, st.Unlocked, st.Issued)
 	}
 }
 

@@ -255,6 +255,34 @@ func TestBrowserPhoneReportsAfterRestart(t *testing.T) {
 	phone.checkClean(k2.http.URL)
 }
 
+// TestBrowserLeaveAfterRestart: a student whose phone consented taps "I am
+// leaving the room" while the kiosk restarts. The restarted kiosk knows the
+// phone only as missing, and answers its hello with no slip. The page
+// still sends the leave, so the kiosk no longer waits for that phone; it
+// does not just say "left" while the kiosk still counts it.
+func TestBrowserLeaveAfterRestart(t *testing.T) {
+	browser := startChromium(t)
+	k := newTestKiosk(t)
+	k.setHeadcount(1)
+	en := catalogue(t, "en")
+	phone := newTab(t, browser, "phone", "", tabOptions{lang: "en", width: 360, height: 740, mobile: true})
+	phone.navigate(k.http.URL + "/j/" + k.joinToken())
+	phone.waitFor("the buttons", buttonsShown)
+	phone.tap("consent")
+	waitState(t, k, func(st tally.State) bool { return st.Unlocked })
+
+	addr := k.http.Listener.Addr().String()
+	k.stop()
+	phone.waitFor("reconnecting", fmt.Sprintf(`document.getElementById('status').textContent === %q`, en["phone.reconnecting"]))
+	phone.tap("leave")
+	k2 := restartKioskAt(t, k.path, addr)
+	phone.waitFor("left", fmt.Sprintf(`document.getElementById('status').textContent === %q`, en["phone.left"]))
+	waitState(t, k2, func(st tally.State) bool { return st.Missing == 0 })
+	if st := k2.store.State(); st.Issued != 0 || st.Received != 0 {
+		t.Errorf("after the phone left: %+v; want no phone and no slip", st)
+	}
+}
+
 // TestRecordAPIShowsHeadcountChanges: GET /api/record lists every headcount
 // the lecturer set in a round, with its time (R8).
 func TestRecordAPIShowsHeadcountChanges(t *testing.T) {

@@ -32,6 +32,7 @@
   var answered = false;    // the kiosk acknowledged an answer in this round
   var pending = null;      // an answer not yet acknowledged
   var leaving = false;
+  var changes = 0;         // slips and leaves sent: a long-poll's ack from before the last is stale
   var current = null;      // the last round message
   var seriesDay = '';      // the day this phone consented earlier in the round's series
   var roundNews = false;   // the status line says the round changed: keep it once connected
@@ -144,8 +145,9 @@
     if (stopped) { return; }
     // The kiosk keeps no choice on disk: after a restart it asks every
     // phone that answered again. Keep this phone's answer (a withdrawal
-    // too), and send it once reconnected.
-    if (pending === null && (choice !== 'none' || answered)) { pending = choice; }
+    // too), and send it once reconnected; a phone that is leaving sends
+    // only the leave.
+    if (!leaving && pending === null && (choice !== 'none' || answered)) { pending = choice; }
     if (round !== 0) { say('phone.reconnecting'); }
     renderChoice();
     setTimeout(connect, backoff());
@@ -228,7 +230,7 @@
     if (pollXHR) { try { pollXHR.abort(); } catch (e) { /* gone anyway */ } pollXHR = null; }
     if (wsTimer !== null) { clearTimeout(wsTimer); wsTimer = null; }
     joined = false;
-    if (pending === null && (choice !== 'none' || answered)) { pending = choice; }
+    if (!leaving && pending === null && (choice !== 'none' || answered)) { pending = choice; }
   }
 
   // request posts body (JSON text) to /api/phone and calls back with the
@@ -273,6 +275,7 @@
   // answer is a list of the messages the websocket would have sent.
   function post(msg, done, again) {
     var isPoll = !!done;
+    var since = changes;
     var fail = function () { if (done) { done(false); } else { lost(); } };
     withHTTPSeal(function (hs, ok) {
       if (!ok) { fail(); return; }
@@ -305,7 +308,12 @@
           }
           if (m) { out.push(m); }
         }
-        for (var j = 0; j < out.length; j++) { handle(out[j]); }
+        for (var j = 0; j < out.length; j++) {
+          // A long-poll's hello may be answered before a slip sent since,
+          // and arrive after that slip's ack: its ack is out of date.
+          if (isPoll && since !== changes && out[j].type === 'ack') { continue; }
+          handle(out[j]);
+        }
         if (done) { done(status === 200); }
       }, isPoll);
     });
@@ -466,12 +474,15 @@
       roundNews = false;
       problem(null);
       // An answer given while the connection was down goes out now; of a
-      // student who left meanwhile, only the leave does.
+      // student who left meanwhile, only the leave does, whatever the kiosk
+      // says the phone holds (after a restart it may not know, and still
+      // wait for this phone), and the leave's own ack says it is done.
       if (leaving) {
-        if (choice !== 'none') { send({ type: 'leave' }); }
-      } else if (pending !== null) {
-        sendChoice();
+        sendLeave();
+        renderChoice();
+        return;
       }
+      if (pending !== null) { sendChoice(); }
     } else if (pending === choice) {
       pending = null;
     }
@@ -528,7 +539,10 @@
           if (ws) { ws.close(); }
           return;
         }
-        if (pending !== null) {
+        if (leaving) {
+          say('phone.retrying');
+          setTimeout(function () { if (joined && !stopped) { sendLeave(); } }, 2000 * (0.5 + Math.random()));
+        } else if (pending !== null) {
           say('phone.retrying');
           setTimeout(sendChoice, 2000 * (0.5 + Math.random()));
         }
@@ -536,9 +550,17 @@
   }
 
   function sendChoice() {
-    if (pending === null) { return; }
-    if (joined) { send({ type: 'slip', choice: pending, round: round }); }
+    if (pending === null || leaving) { return; }
+    if (joined) {
+      changes++;
+      send({ type: 'slip', choice: pending, round: round });
+    }
     renderChoice();
+  }
+
+  function sendLeave() {
+    changes++;
+    send({ type: 'leave' });
   }
 
   function choose(c) {
@@ -564,7 +586,7 @@
     leaving = true;
     // An answer not sent yet is dropped, so that it cannot follow the leave.
     pending = null;
-    if (joined) { send({ type: 'leave' }); }
+    if (joined) { sendLeave(); }
   };
 
   K.initSwitcher(renderSeries);
