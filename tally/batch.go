@@ -178,7 +178,8 @@ func (s *Store) noteLockInRecord() {
 	if iv := &s.mem.iv; iv.open && iv.endWhy == "" && !v.Unlocked {
 		// Deliberately one reason for a change, a withdrawal and a leave,
 		// so that the record never tells a refusal from a withdrawal. A
-		// relay lost before SetUnreachable's own change ran is that.
+		// lock because phones cannot reach the kiosk says so, though it is
+		// noted here when a phone change runs before SetUnreachable's own.
 		iv.endAt, iv.endWhy = s.now(), EndSlipChanged
 		if v.Reason == ReasonUnreachable {
 			iv.endWhy = EndUnreachable

@@ -16,8 +16,8 @@ import (
 
 // A soloChange is one operation the writer runs alone in a transaction,
 // where phone changes go in batches: a change the lecturer makes, the
-// relay's reach, a purge, or a read of the record. runSolo runs every one the same way: plan,
-// publish the lock the plan causes, write, finish.
+// relay's reach, a purge, or a read of the record. runSolo runs every one
+// the same way: plan, publish the lock the plan causes, write, finish.
 type soloChange struct {
 	// plan works out the memory the change leaves from the memory now, or
 	// says why the change cannot be made. It only reads: it runs again
